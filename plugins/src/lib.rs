@@ -1,0 +1,4 @@
+//! The built-in plugin set of fewshot, written only against `fewshot-sdk` and registered with
+//! `inventory`: search spaces, counting rules, splitters and samplers.
+
+pub mod samplers;

@@ -1,4 +1,5 @@
 //! The built-in plugin set of fewshot, written only against `fewshot-sdk` and registered with
 //! `inventory`: search spaces, counting rules, splitters and samplers.
 
+pub mod nb201;
 pub mod samplers;

@@ -1,1 +1,7 @@
-//! placeholder
+//! # fewshot-core
+//!
+//! The engine of fewshot, generic over burn's `Backend` and knowing no particular search space:
+//! exact costs and split planning from a space's graph IR, supernets built from the graph,
+//! training, evaluation, evolutionary search, rank metrics and datasets.
+
+pub mod rng;

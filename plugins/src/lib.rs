@@ -3,3 +3,6 @@
 
 pub mod nb201;
 pub mod samplers;
+pub mod mobilenet;
+pub mod rules;
+pub mod splitters;

@@ -5,3 +5,5 @@
 //! training, evaluation, evolutionary search, rank metrics and datasets.
 
 pub mod rng;
+pub mod cost;
+pub mod plan;

@@ -57,21 +57,28 @@ impl Sampler for GroupUniformSampler {
 }
 
 /// How many uniform architectures of the subspace the fair sampler considers when its
-/// least-used combination falls outside the subspace.
+/// least-used combination falls outside the subspace, and how many it draws to learn which
+/// options a subspace uses.
 const FALLBACK_CANDIDATES: usize = 64;
+
+/// Per-option usage of one slot inside one subspace; `None` for an option not yet seen in the
+/// subspace (e.g. the fixed option of an `edge-op` subspace's slot excludes all others).
+type SlotUsage = Vec<Option<u64>>;
 
 /// FairNAS strict fairness inside each subspace.
 ///
 /// Per step and subspace it trains a block of `m` architectures (`m` = the largest option
-/// count). Per subspace and slot it keeps usage counters; each architecture takes, for every
-/// slot, a uniformly chosen least-used option. If that combination is not in the subspace, it
-/// draws up to 64 uniform architectures of the subspace and keeps the one whose options have
-/// the lowest total usage. On a product subspace this is exactly FairNAS (every option of every
-/// slot trained once per block); elsewhere it is as fair as the subspace allows.
+/// count). Per subspace and slot it keeps usage counters of the options seen in that subspace
+/// (learnt from 64 uniform draws of the subspace at its first step, and from every draw after);
+/// each architecture takes, for every slot, a uniformly chosen least-used seen option. If that
+/// combination is not in the subspace, it draws up to 64 uniform architectures of the subspace
+/// and keeps the one whose options have the lowest total usage. On product subspaces (the whole
+/// space, `edge-op` subspaces, ...) this is exactly FairNAS: every option of every slot is
+/// trained equally often; elsewhere it is as fair as the subspace allows.
 #[derive(Debug, Default)]
 pub struct FairSampler {
     /// `usage[subspace][slot][option]`; empty until the first step.
-    usage: Vec<Vec<Vec<u64>>>,
+    usage: Vec<Vec<SlotUsage>>,
 }
 
 impl FairSampler {
@@ -79,7 +86,7 @@ impl FairSampler {
         let options = draw.option_counts();
         let subspaces = draw.subspaces() as usize;
         if self.usage.is_empty() {
-            self.usage = vec![options.iter().map(|&n| vec![0; n as usize]).collect(); subspaces];
+            self.usage = vec![options.iter().map(|&n| vec![None; n as usize]).collect(); subspaces];
             return Ok(());
         }
         let fits = self.usage.len() == subspaces
@@ -96,20 +103,40 @@ impl FairSampler {
         }
     }
 
-    fn usage_of(&self, subspace: usize, arch: &Arch) -> u64 {
+    /// Marks the options of `arch` as seen in subspace `k`.
+    fn see(&mut self, k: usize, arch: &Arch) {
+        for (slot, &o) in self.usage[k].iter_mut().zip(arch.as_slice()) {
+            slot[o as usize].get_or_insert(0);
+        }
+    }
+
+    /// Learns the options of a subspace not seen yet from uniform draws.
+    fn learn(&mut self, subspace: u32, draw: &mut dyn ArchDraw) -> Result<(), String> {
+        let k = subspace as usize;
+        if self.usage[k].iter().all(|slot| slot.iter().any(Option::is_some)) {
+            return Ok(());
+        }
+        for _ in 0..FALLBACK_CANDIDATES {
+            let arch = draw.draw(subspace)?;
+            self.see(k, &arch);
+        }
+        Ok(())
+    }
+
+    fn usage_of(&self, k: usize, arch: &Arch) -> u64 {
         arch.as_slice()
             .iter()
-            .zip(&self.usage[subspace])
-            .map(|(&o, counts)| counts[o as usize])
+            .zip(&self.usage[k])
+            .map(|(&o, slot)| slot[o as usize].unwrap_or(0))
             .sum()
     }
 
-    fn least_used(&self, subspace: usize, draw: &mut dyn ArchDraw) -> Arch {
-        let choices = self.usage[subspace]
+    fn least_used(&self, k: usize, draw: &mut dyn ArchDraw) -> Arch {
+        let choices = self.usage[k]
             .iter()
-            .map(|counts| {
-                let min = counts.iter().copied().min().unwrap_or(0);
-                let least: Vec<u32> = (0..counts.len() as u32).filter(|&o| counts[o as usize] == min).collect();
+            .map(|slot| {
+                let min = slot.iter().flatten().copied().min().unwrap_or(0);
+                let least: Vec<u32> = (0..slot.len() as u32).filter(|&o| slot[o as usize] == Some(min)).collect();
                 least[draw.below(least.len() as u64) as usize]
             })
             .collect();
@@ -123,9 +150,11 @@ impl FairSampler {
             candidate
         } else {
             let mut best = draw.draw(subspace)?;
+            self.see(k, &best);
             let mut best_usage = self.usage_of(k, &best);
             for _ in 1..FALLBACK_CANDIDATES {
                 let other = draw.draw(subspace)?;
+                self.see(k, &other);
                 let usage = self.usage_of(k, &other);
                 if usage < best_usage {
                     best = other;
@@ -134,8 +163,8 @@ impl FairSampler {
             }
             best
         };
-        for (counts, &o) in self.usage[k].iter_mut().zip(arch.as_slice()) {
-            counts[o as usize] += 1;
+        for (slot, &o) in self.usage[k].iter_mut().zip(arch.as_slice()) {
+            *slot[o as usize].get_or_insert(0) += 1;
         }
         Ok(arch)
     }
@@ -154,6 +183,7 @@ impl Sampler for FairSampler {
         let block = draw.option_counts().into_iter().max().unwrap_or(1) as usize;
         let mut picks = Vec::with_capacity(block * subspaces.len());
         for &subspace in &subspaces {
+            self.learn(subspace, draw)?;
             for _ in 0..block {
                 picks.push(Pick { subspace, arch: self.next_arch(subspace, draw)? });
             }
@@ -161,14 +191,20 @@ impl Sampler for FairSampler {
         Ok(picks)
     }
 
-    /// `fair-v1` then one line per subspace: slots separated by `|`, counters by `,`.
+    /// `fair-v1` then one line per subspace: slots separated by `|`, the counters of a slot's
+    /// options by `,` (`-` for an option not seen in the subspace).
     fn save_state(&self) -> String {
         let mut out = String::from(FAIR_STATE_HEADER);
         for slots in &self.usage {
             out.push('\n');
             let line: Vec<String> = slots
                 .iter()
-                .map(|c| c.iter().map(u64::to_string).collect::<Vec<_>>().join(","))
+                .map(|slot| {
+                    slot.iter()
+                        .map(|c| c.map_or_else(|| "-".to_string(), |n| n.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
                 .collect();
             out.push_str(&line.join("|"));
         }
@@ -190,8 +226,11 @@ impl Sampler for FairSampler {
                 .split('|')
                 .map(|slot| {
                     slot.split(',')
-                        .map(|n| n.trim().parse::<u64>())
-                        .collect::<Result<Vec<u64>, _>>()
+                        .map(|n| match n.trim() {
+                            "-" => Ok(None),
+                            n => n.parse::<u64>().map(Some),
+                        })
+                        .collect::<Result<SlotUsage, _>>()
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("fair sampler state, subspace {i}: {e}"))?;
@@ -320,9 +359,27 @@ mod tests {
         }
         // After 20 architectures every slot's counters differ by at most one.
         for counts in &fair.usage[0] {
+            let counts: Vec<u64> = counts.iter().map(|c| c.unwrap()).collect();
             let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
             assert!(max - min <= 1, "{counts:?}");
         }
+    }
+
+    #[test]
+    fn fair_is_strictly_fair_on_a_restricted_product_subspace() {
+        // Subspace 1 = first slot in {1, 2}, the other slots free: still a product set.
+        let mut draw = ProductDraw { options: vec![3, 4, 4], state: 2, split: true };
+        let mut fair = FairSampler::default();
+        for _ in 0..5 {
+            let picks: Vec<Pick> = fair.step(&mut draw).unwrap().into_iter().filter(|p| p.subspace == 1).collect();
+            assert_eq!(picks.len(), 4);
+            for slot in [1, 2] {
+                let mut seen: Vec<u32> = picks.iter().map(|p| p.arch.as_slice()[slot]).collect();
+                seen.sort_unstable();
+                assert_eq!(seen, vec![0, 1, 2, 3]);
+            }
+        }
+        assert_eq!(fair.usage[1][0], vec![None, Some(10), Some(10)]);
     }
 
     #[test]

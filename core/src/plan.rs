@@ -1,0 +1,1023 @@
+//! The partition of a search space before training: subspaces, their sizes and metric ranges,
+//! and exact uniform draws within them.
+//!
+//! [`Plan::build`] sizes the subspaces a splitter defines by one of three methods:
+//! - **enumeration** when the space has at most [`ENUMERATION_LIMIT`] architectures: every
+//!   architecture is validated, counted, costed and assigned;
+//! - **dynamic programming** for bigger spaces whose slots lie in series and whose counting rule
+//!   is additive there (MobileNet with `enn`): the count is a constant plus one contribution per
+//!   slot (measured per option and verified on [`VERIFY_SAMPLE`] random architectures — a
+//!   violation is an error), so the number of architectures with each count is an exact `u128`
+//!   and draws are exact uniform by backward sampling. Used for splitters keyed by the count;
+//! - **estimation** otherwise: a seeded uniform sample of [`ESTIMATE_SAMPLE`] architectures gives
+//!   estimated sizes, and draws are by rejection.
+//!
+//! "Trash" architectures (no live input→output path in the counting graph; NB201 has 341) count
+//! in the sizes but are never drawn unless [`PlanOptions::include_trash`] is set.
+
+use std::collections::BTreeMap;
+
+use fewshot_sdk::abi_stable::sabi_trait::TD_Opaque;
+use fewshot_sdk::abi_stable::std_types::{RResult, RSlice, RString};
+use fewshot_sdk::ffi::{DrawForPlugin, FfiArchDraw_TO, RuleBox, SamplerBox, SpaceBox, SplitterBox};
+use fewshot_sdk::{Arch, ArchDraw, ArchMetrics, Graph, Pick, PlanContext, Slot, SplitKey, ValueWeight};
+
+use crate::cost::{Cost, CostModel};
+use crate::rng::Rng;
+
+/// Spaces with at most this many architectures are enumerated.
+pub const ENUMERATION_LIMIT: u128 = 1_000_000;
+/// Random architectures on which the additive decomposition of the count is verified.
+pub const VERIFY_SAMPLE: usize = 2_000;
+/// Size of the uniform sample behind estimated plans.
+pub const ESTIMATE_SAMPLE: usize = 100_000;
+/// Rejection sampling gives up after this many tries.
+pub const MAX_REJECTION_TRIES: u64 = 1_000_000;
+/// Largest dynamic-programming table (slots × count values) the planner builds.
+const SERIES_TABLE_LIMIT: usize = 10_000_000;
+
+/// How subspace sizes are obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Every architecture enumerated (exact).
+    Enumeration,
+    /// Dynamic programming over per-slot count contributions (exact).
+    DynamicProgramming,
+    /// Estimated from a uniform sample of [`ESTIMATE_SAMPLE`] architectures.
+    Estimate,
+}
+
+impl Method {
+    /// A short name: `enumeration`, `dynamic programming`, `estimate`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Enumeration => "enumeration",
+            Method::DynamicProgramming => "dynamic programming",
+            Method::Estimate => "estimate",
+        }
+    }
+}
+
+/// Options of [`Plan::build`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanOptions {
+    /// The run's seed: fixes the splitter's randomness and the planning samples.
+    pub seed: u64,
+    /// Whether trash architectures may be drawn for training.
+    pub include_trash: bool,
+    /// Force a sizing method (`None`: the best that applies).
+    pub method: Option<Method>,
+}
+
+/// One subspace of the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubspacePlan {
+    /// Subspace (= supernet) index.
+    pub id: u32,
+    /// The splitter's label.
+    pub label: String,
+    /// Number of architectures (trash included); estimated when the plan is not exact.
+    pub size: u128,
+    /// Number of architectures that may be drawn for training.
+    pub trainable: u128,
+    /// Smallest and largest count (0, 0 when empty).
+    pub count_range: (u32, u32),
+    /// Smallest and largest FLOPs in millions at full width.
+    pub flops_m_range: (f64, f64),
+    /// Smallest and largest parameter count in millions at full width.
+    pub params_m_range: (f64, f64),
+}
+
+/// What the plan knows about one architecture.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ArchInfo {
+    /// The counting rule's count.
+    pub count: u32,
+    /// FLOPs in millions at full width.
+    pub flops_m: f64,
+    /// Parameters in millions at full width.
+    pub params_m: f64,
+    /// No live input→output path.
+    pub trash: bool,
+    /// The subspace the splitter assigns.
+    pub subspace: u32,
+}
+
+/// Unwraps a result that crossed the ABI.
+fn ffi<T>(r: RResult<T, RString>) -> Result<T, String> {
+    r.into_result().map_err(RString::into_string)
+}
+
+/// A uniform integer in `0..n` (`n > 0`) from 64-bit draws.
+fn below_u128(rng: &mut Rng, n: u128) -> u128 {
+    if n <= u64::MAX as u128 {
+        return rng.below(n as u64) as u128;
+    }
+    let threshold = n.wrapping_neg() % n;
+    loop {
+        let x = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+        if x >= threshold {
+            return x % n;
+        }
+    }
+}
+
+/// Every architecture of a product space, in order with the last slot fastest.
+pub struct Odometer {
+    radices: Vec<u32>,
+    current: Vec<u32>,
+    started: bool,
+}
+
+impl Odometer {
+    /// Starts at the all-zero architecture.
+    pub fn new(radices: &[u32]) -> Odometer {
+        Odometer { radices: radices.to_vec(), current: vec![0; radices.len()], started: false }
+    }
+
+    /// The next architecture, or `None` after the last (it lends its buffer, so this is not an
+    /// `Iterator`).
+    pub fn advance(&mut self) -> Option<&[u32]> {
+        if self.radices.contains(&0) {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            return Some(&self.current);
+        }
+        for s in (0..self.radices.len()).rev() {
+            self.current[s] += 1;
+            if self.current[s] < self.radices[s] {
+                return Some(&self.current);
+            }
+            self.current[s] = 0;
+        }
+        None
+    }
+}
+
+/// Number of architectures of a product space, if it fits `u128`.
+pub fn product_size(radices: &[u32]) -> Option<u128> {
+    radices.iter().try_fold(1u128, |acc, &r| acc.checked_mul(u128::from(r)))
+}
+
+/// Exact count distribution of a series space with an additive count, by dynamic programming.
+///
+/// `count(arch) = base + Σ_slot steps[slot][arch[slot]]` with every step ≥ 0; `ways[s][r]` is
+/// the number of ways slots `s..` add up to `r`.
+#[derive(Clone, Debug)]
+pub struct SeriesCounter {
+    base: u32,
+    steps: Vec<Vec<u32>>,
+    ways: Vec<Vec<u128>>,
+}
+
+impl SeriesCounter {
+    /// From the count of a reference architecture and each option's difference to it.
+    pub fn new(reference: u32, deltas: &[Vec<i64>]) -> Result<SeriesCounter, String> {
+        let mut base = i64::from(reference);
+        let mut steps = Vec::with_capacity(deltas.len());
+        for (s, d) in deltas.iter().enumerate() {
+            let min = *d.iter().min().ok_or_else(|| format!("slot {s} has no options"))?;
+            base += min;
+            steps.push(d.iter().map(|&x| u32::try_from(x - min)).collect::<Result<Vec<u32>, _>>()
+                .map_err(|_| format!("slot {s}: count contributions out of range"))?);
+        }
+        let base = u32::try_from(base).map_err(|_| "the additive count decomposition gives a negative count".to_string())?;
+        let span: u64 = steps.iter().map(|s| u64::from(*s.iter().max().unwrap_or(&0))).sum();
+        let width = span as usize + 1;
+        if (steps.len() + 1).saturating_mul(width) > SERIES_TABLE_LIMIT {
+            return Err(format!("counts span {span} values, too many for the dynamic-programming table"));
+        }
+        let mut ways = vec![vec![0u128; width]; steps.len() + 1];
+        ways[steps.len()][0] = 1;
+        for s in (0..steps.len()).rev() {
+            let (head, tail) = ways.split_at_mut(s + 1);
+            let (row, next) = (&mut head[s], &tail[0]);
+            for &step in &steps[s] {
+                let step = step as usize;
+                for r in step..width {
+                    row[r] += next[r - step];
+                }
+            }
+        }
+        Ok(SeriesCounter { base, steps, ways })
+    }
+
+    /// The smallest count any architecture has.
+    pub fn base(&self) -> u32 {
+        self.base
+    }
+
+    /// Per slot and option: the count added above the slot's smallest contribution.
+    pub fn steps(&self) -> &[Vec<u32>] {
+        &self.steps
+    }
+
+    /// The count of an architecture.
+    pub fn count(&self, arch: &[u32]) -> u32 {
+        self.base + arch.iter().zip(&self.steps).map(|(&o, s)| s[o as usize]).sum::<u32>()
+    }
+
+    /// `(count, number of architectures)` for every count that occurs, ascending.
+    pub fn distribution(&self) -> Vec<(u32, u128)> {
+        self.ways[0]
+            .iter()
+            .enumerate()
+            .filter(|(_, &w)| w > 0)
+            .map(|(r, &w)| (self.base + r as u32, w))
+            .collect()
+    }
+
+    /// Number of architectures with this count.
+    pub fn ways(&self, count: u32) -> u128 {
+        count
+            .checked_sub(self.base)
+            .and_then(|r| self.ways[0].get(r as usize))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A uniformly drawn architecture with `count` (which must occur).
+    pub fn sample(&self, count: u32, rng: &mut Rng) -> Vec<u32> {
+        self.walk(count, |n| below_u128(rng, n))
+    }
+
+    /// The first architecture with `count` in slot order (which must occur).
+    pub fn first(&self, count: u32) -> Vec<u32> {
+        self.walk(count, |_| 0)
+    }
+
+    /// Walks the slots choosing, per slot, the option at position `pick(total)` of the
+    /// completions-weighted option list.
+    fn walk(&self, count: u32, mut pick: impl FnMut(u128) -> u128) -> Vec<u32> {
+        let mut r = (count - self.base) as usize;
+        let mut arch = Vec::with_capacity(self.steps.len());
+        for (s, steps) in self.steps.iter().enumerate() {
+            let mut at = pick(self.ways[s][r]);
+            let next = &self.ways[s + 1];
+            for (o, &step) in steps.iter().enumerate() {
+                let step = step as usize;
+                if step > r {
+                    continue;
+                }
+                let w = next[r - step];
+                if at < w {
+                    arch.push(o as u32);
+                    r -= step;
+                    break;
+                }
+                at -= w;
+            }
+        }
+        arch
+    }
+
+    /// Per count value: the smallest and largest total of a per-option quantity over the
+    /// architectures with that count (`table[slot][option]`; `None` where no architecture has it).
+    fn extremes(&self, table: &[Vec<u64>]) -> Vec<Option<(u64, u64)>> {
+        let width = self.ways[0].len();
+        let mut best: Vec<Option<(u64, u64)>> = vec![None; width];
+        best[0] = Some((0, 0));
+        for s in (0..self.steps.len()).rev() {
+            let mut row: Vec<Option<(u64, u64)>> = vec![None; width];
+            for (o, &step) in self.steps[s].iter().enumerate() {
+                let step = step as usize;
+                for r in step..width {
+                    if let Some((lo, hi)) = best[r - step] {
+                        let v = table[s][o];
+                        row[r] = Some(match row[r] {
+                            Some((a, b)) => (a.min(lo + v), b.max(hi + v)),
+                            None => (lo + v, hi + v),
+                        });
+                    }
+                }
+            }
+            best = row;
+        }
+        best
+    }
+}
+
+/// Running totals of one subspace while planning.
+#[derive(Clone, Debug, Default)]
+struct Tally {
+    size: u128,
+    trash: u128,
+    count: Option<(u32, u32)>,
+    flops: Option<(u64, u64)>,
+    params: Option<(u64, u64)>,
+}
+
+fn widen<T: Ord + Copy>(range: &mut Option<(T, T)>, lo: T, hi: T) {
+    *range = Some(match *range {
+        Some((a, b)) => (a.min(lo), b.max(hi)),
+        None => (lo, hi),
+    });
+}
+
+impl Tally {
+    fn add(&mut self, count: u32, cost: Cost, trash: bool, weight: u128) {
+        self.size += weight;
+        if trash {
+            self.trash += weight;
+        }
+        widen(&mut self.count, count, count);
+        widen(&mut self.flops, cost.flops, cost.flops);
+        widen(&mut self.params, cost.params, cost.params);
+    }
+}
+
+/// One enumerated architecture.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    count: u32,
+    /// [`INVALID`] when the space rejects the architecture.
+    subspace: u32,
+    trash: bool,
+}
+
+const INVALID: u32 = u32::MAX;
+
+/// How draws are made.
+enum Index {
+    /// Every architecture, indexed in odometer order, with the drawable ones per subspace.
+    Enumerated { entries: Vec<Entry>, pools: Vec<Vec<u32>> },
+    /// Exact draws through the count DP: per subspace the counts it holds and their weights.
+    Series { counter: SeriesCounter, subspace_of_count: BTreeMap<u32, u32>, weights: Vec<Vec<(u32, u128)>> },
+    /// Rejection sampling.
+    Rejection,
+}
+
+/// The partition of a space into subspaces, ready to draw architectures from.
+pub struct Plan {
+    space: SpaceBox,
+    rule: RuleBox,
+    splitter: SplitterBox,
+    slots: Vec<Slot>,
+    radices: Vec<u32>,
+    supernet: Graph,
+    counting: Graph,
+    costs: CostModel,
+    key: SplitKey,
+    method: Method,
+    subspaces: Vec<SubspacePlan>,
+    total: u128,
+    trash: u128,
+    include_trash: bool,
+    index: Index,
+}
+
+/// What planning computed before the splitter saw the space.
+struct Measured {
+    distribution: Vec<ValueWeight>,
+    exact: bool,
+}
+
+impl Plan {
+    /// Partitions the space: sizes every subspace (see the module docs for the method).
+    pub fn build(space: SpaceBox, rule: RuleBox, splitter: SplitterBox, opts: PlanOptions) -> Result<Plan, String> {
+        let slots = ffi(space.slots())?.into_vec();
+        let radices: Vec<u32> = slots.iter().map(|s| s.options.len() as u32).collect();
+        if let Some((i, s)) = slots.iter().enumerate().find(|(_, s)| s.options.is_empty()) {
+            return Err(format!("slot {i} ({}) has no options", s.name));
+        }
+        let supernet = ffi(space.supernet_graph())?;
+        supernet.validate(&slots).map_err(|e| format!("the space's supernet graph is invalid: {e}"))?;
+        let counting = ffi(space.counting_graph())?;
+        counting.validate(&slots).map_err(|e| format!("the space's counting graph is invalid: {e}"))?;
+        let costs = CostModel::new(&supernet, 1.0)?;
+        let key = ffi(splitter.key())?;
+        let total = product_size(&radices).ok_or("the space has more than 2^128 architectures")?;
+        let mut plan = Plan {
+            space,
+            rule,
+            splitter,
+            slots,
+            radices,
+            supernet,
+            counting,
+            costs,
+            key,
+            method: Method::Estimate,
+            subspaces: Vec::new(),
+            total,
+            trash: 0,
+            include_trash: opts.include_trash,
+            index: Index::Rejection,
+        };
+        let series_ok = || -> Result<bool, String> {
+            Ok(ffi(plan.space.slots_in_series())? && ffi(plan.rule.additive_in_series())? && key == SplitKey::Count)
+        };
+        let method = match opts.method {
+            Some(m) => m,
+            None if total <= ENUMERATION_LIMIT => Method::Enumeration,
+            None if series_ok()? => Method::DynamicProgramming,
+            None => Method::Estimate,
+        };
+        match method {
+            Method::Enumeration => {
+                if total > ENUMERATION_LIMIT {
+                    return Err(format!("the space has {total} architectures, too many to enumerate (limit {ENUMERATION_LIMIT})"));
+                }
+                plan.enumerate(opts)?;
+            }
+            Method::DynamicProgramming => {
+                if !series_ok()? {
+                    return Err("dynamic programming needs a space whose slots lie in series, a rule additive in series and a splitter keyed by the count".into());
+                }
+                if let Err(why) = plan.series(opts)? {
+                    if opts.method.is_some() {
+                        return Err(format!("dynamic programming does not apply: {why}"));
+                    }
+                    plan.estimate(opts)?;
+                }
+            }
+            Method::Estimate => plan.estimate(opts)?,
+        }
+        Ok(plan)
+    }
+
+    /// The subspaces, by id.
+    pub fn subspaces(&self) -> &[SubspacePlan] {
+        &self.subspaces
+    }
+
+    /// The space's slots.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// Number of options of each slot.
+    pub fn option_counts(&self) -> &[u32] {
+        &self.radices
+    }
+
+    /// The search space.
+    pub fn space(&self) -> &SpaceBox {
+        &self.space
+    }
+
+    /// The space's supernet graph.
+    pub fn supernet_graph(&self) -> &Graph {
+        &self.supernet
+    }
+
+    /// The space's counting graph.
+    pub fn counting_graph(&self) -> &Graph {
+        &self.counting
+    }
+
+    /// Full-width costs of the space's subnets.
+    pub fn costs(&self) -> &CostModel {
+        &self.costs
+    }
+
+    /// How the sizes were obtained.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// Whether sizes are exact (enumeration or dynamic programming) rather than estimated.
+    pub fn exact(&self) -> bool {
+        self.method != Method::Estimate
+    }
+
+    /// Number of architectures in the space (estimated when the space rejects some and the plan
+    /// is not exact).
+    pub fn total(&self) -> u128 {
+        self.total
+    }
+
+    /// Number of trash architectures (estimated when the plan is not exact).
+    pub fn trash(&self) -> u128 {
+        self.trash
+    }
+
+    /// The count DP behind an exact plan of a series space.
+    pub fn series_counter(&self) -> Option<&SeriesCounter> {
+        match &self.index {
+            Index::Series { counter, .. } => Some(counter),
+            _ => None,
+        }
+    }
+
+    /// Parses an architecture's text form and checks it belongs to the space.
+    pub fn parse(&self, text: &str) -> Result<Arch, String> {
+        let arch = ffi(self.space.parse(text.into()))?;
+        self.check(&arch)?;
+        Ok(arch)
+    }
+
+    /// The text form of an architecture.
+    pub fn format(&self, arch: &Arch) -> Result<String, String> {
+        ffi(self.space.format(arch)).map(RString::into_string)
+    }
+
+    /// Checks slot ranges and the space's own validity rules.
+    fn check(&self, arch: &Arch) -> Result<(), String> {
+        arch.check_against(&self.slots)?;
+        ffi(self.space.validate(arch))
+    }
+
+    fn count(&self, arch: &[u32]) -> Result<u32, String> {
+        ffi(self.rule.count(&self.counting, RSlice::from_slice(arch))).map_err(|e| {
+            let text = self.format(&Arch::new(arch.to_vec())).unwrap_or_else(|_| format!("{arch:?}"));
+            format!("counting rule failed on {text}: {e}")
+        })
+    }
+
+    fn is_trash(&self, arch: &[u32]) -> bool {
+        !self.counting.view(arch).has_live_path()
+    }
+
+    fn assign(&self, arch: &Arch, count: u32, cost: Cost) -> Result<u32, String> {
+        let metrics = ArchMetrics { count, flops_m: cost.flops_m(), params_m: cost.params_m() };
+        let k = ffi(self.splitter.assign(arch, &metrics))?;
+        if k as usize >= self.subspaces.len() {
+            return Err(format!(
+                "the splitter put {} in subspace {k}, but planned only {} subspaces",
+                self.format(arch)?,
+                self.subspaces.len()
+            ));
+        }
+        Ok(k)
+    }
+
+    /// Validates an architecture, then computes its metrics and subspace.
+    pub fn info(&self, arch: &Arch) -> Result<ArchInfo, String> {
+        self.check(arch)?;
+        let count = self.count(arch.as_slice())?;
+        let cost = self.costs.cost(arch.as_slice());
+        let subspace = self.assign(arch, count, cost)?;
+        Ok(ArchInfo {
+            count,
+            flops_m: cost.flops_m(),
+            params_m: cost.params_m(),
+            trash: self.is_trash(arch.as_slice()),
+            subspace,
+        })
+    }
+
+    /// A drawer of architectures for samplers, with its own generator.
+    pub fn drawer(&self, rng: Rng) -> PlanDrawer<'_> {
+        PlanDrawer { plan: self, rng }
+    }
+
+    /// Hands the distribution to the splitter and records its subspaces (sizes still empty).
+    fn prepare(&mut self, measured: Measured, seed: u64) -> Result<(), String> {
+        let ctx = PlanContext {
+            slots: self.slots.clone().into(),
+            default_groups: ffi(self.space.default_groups())?,
+            distribution: measured.distribution.into(),
+            exact: measured.exact,
+            seed,
+        };
+        let labels = ffi(self.splitter.prepare(&ctx))?;
+        if labels.is_empty() {
+            return Err("the splitter planned no subspace".into());
+        }
+        self.subspaces = labels
+            .iter()
+            .enumerate()
+            .map(|(id, l)| SubspacePlan {
+                id: id as u32,
+                label: l.label.to_string(),
+                size: 0,
+                trainable: 0,
+                count_range: (0, 0),
+                flops_m_range: (0.0, 0.0),
+                params_m_range: (0.0, 0.0),
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// Fills sizes and ranges from per-subspace tallies.
+    fn finish(&mut self, tallies: &[Tally]) {
+        for (sub, t) in self.subspaces.iter_mut().zip(tallies) {
+            sub.size = t.size;
+            sub.trainable = if self.include_trash { t.size } else { t.size - t.trash };
+            sub.count_range = t.count.unwrap_or((0, 0));
+            let m = |r: Option<(u64, u64)>| r.map_or((0.0, 0.0), |(a, b)| (a as f64 / 1e6, b as f64 / 1e6));
+            sub.flops_m_range = m(t.flops);
+            sub.params_m_range = m(t.params);
+        }
+        self.trash = tallies.iter().map(|t| t.trash).sum();
+    }
+
+    /// The distribution of the splitter's key over weighted (count, cost) observations.
+    fn distribution(&self, observed: impl Iterator<Item = (u32, Cost, f64)>) -> Vec<ValueWeight> {
+        let mut by_value: BTreeMap<u64, f64> = BTreeMap::new();
+        let key = self.key;
+        for (count, cost, weight) in observed {
+            let value = match key {
+                SplitKey::Count => u64::from(count),
+                SplitKey::Flops => cost.flops,
+                SplitKey::Params => cost.params,
+                _ => return Vec::new(),
+            };
+            *by_value.entry(value).or_default() += weight;
+        }
+        let scale = if key == SplitKey::Count { 1.0 } else { 1e6 };
+        by_value.into_iter().map(|(v, weight)| ValueWeight { value: v as f64 / scale, weight }).collect()
+    }
+
+    fn enumerate(&mut self, opts: PlanOptions) -> Result<(), String> {
+        let mut entries: Vec<Entry> = Vec::with_capacity(self.total as usize);
+        let mut odometer = Odometer::new(&self.radices);
+        let mut arch = Arch::new(vec![0; self.radices.len()]);
+        let mut first_rejection: Option<String> = None;
+        while let Some(choices) = odometer.advance() {
+            arch.choices.copy_from_slice(choices);
+            let entry = match ffi(self.space.validate(&arch)) {
+                Ok(()) => Entry { count: self.count(choices)?, subspace: 0, trash: self.is_trash(choices) },
+                Err(e) => {
+                    first_rejection.get_or_insert(e);
+                    Entry { count: 0, subspace: INVALID, trash: false }
+                }
+            };
+            entries.push(entry);
+        }
+        let valid = entries.iter().filter(|e| e.subspace != INVALID).count();
+        if valid == 0 {
+            return Err(format!("the space rejects every architecture: {}", first_rejection.unwrap_or_default()));
+        }
+        let observed = {
+            let mut odometer = Odometer::new(&self.radices);
+            let mut out = Vec::with_capacity(valid);
+            for e in &entries {
+                let choices = odometer.advance().expect("odometer matches the entries");
+                if e.subspace != INVALID {
+                    out.push((e.count, self.costs.cost(choices), 1.0));
+                }
+            }
+            out
+        };
+        let distribution = self.distribution(observed.into_iter());
+        self.prepare(Measured { distribution, exact: true }, opts.seed)?;
+
+        let mut tallies = vec![Tally::default(); self.subspaces.len()];
+        let mut pools: Vec<Vec<u32>> = vec![Vec::new(); self.subspaces.len()];
+        let mut odometer = Odometer::new(&self.radices);
+        for (i, e) in entries.iter_mut().enumerate() {
+            let choices = odometer.advance().expect("odometer matches the entries");
+            if e.subspace == INVALID {
+                continue;
+            }
+            arch.choices.copy_from_slice(choices);
+            let cost = self.costs.cost(choices);
+            let k = self.assign(&arch, e.count, cost)?;
+            e.subspace = k;
+            tallies[k as usize].add(e.count, cost, e.trash, 1);
+            if self.include_trash || !e.trash {
+                pools[k as usize].push(i as u32);
+            }
+        }
+        self.total = valid as u128;
+        self.method = Method::Enumeration;
+        self.finish(&tallies);
+        self.index = Index::Enumerated { entries, pools };
+        Ok(())
+    }
+
+    /// Plans by dynamic programming. `Ok(Err(why))` when the method does not apply here (an
+    /// option cuts the chain, or the space rejects some architectures); `Err` when the rule
+    /// claims additivity but is not additive, or the splitter does not split by the count alone.
+    fn series(&mut self, opts: PlanOptions) -> Result<Result<(), String>, String> {
+        let n = self.radices.len();
+        let mut arch = Arch::new(vec![0; n]);
+        let usable = |plan: &Plan, arch: &Arch| -> Result<(), String> {
+            ffi(plan.space.validate(arch)).map_err(|e| format!("the space rejects {}: {e}", plan.format(arch).unwrap_or_default()))?;
+            if plan.is_trash(arch.as_slice()) {
+                return Err(format!("{} has no live path", plan.format(arch)?));
+            }
+            Ok(())
+        };
+        if let Err(why) = usable(self, &arch) {
+            return Ok(Err(why));
+        }
+        let reference = self.count(arch.as_slice())?;
+        let mut deltas: Vec<Vec<i64>> = Vec::with_capacity(n);
+        for s in 0..n {
+            let mut row = vec![0i64; self.radices[s] as usize];
+            for o in 1..self.radices[s] {
+                arch.choices[s] = o;
+                if let Err(why) = usable(self, &arch) {
+                    return Ok(Err(why));
+                }
+                row[o as usize] = i64::from(self.count(arch.as_slice())?) - i64::from(reference);
+            }
+            arch.choices[s] = 0;
+            deltas.push(row);
+        }
+        let counter = match SeriesCounter::new(reference, &deltas) {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
+        };
+
+        let mut rng = Rng::stream(opts.seed, "plan-verify");
+        let mut checks: Vec<(Arch, u32)> = Vec::with_capacity(VERIFY_SAMPLE);
+        for _ in 0..VERIFY_SAMPLE {
+            let a = Arch::new(self.radices.iter().map(|&r| rng.below(u64::from(r)) as u32).collect());
+            if let Err(why) = usable(self, &a) {
+                return Ok(Err(why));
+            }
+            let count = self.count(a.as_slice())?;
+            let predicted = counter.count(a.as_slice());
+            if count != predicted {
+                return Err(format!(
+                    "the counting rule says it is additive on this series space, but {} counts {count} where the per-slot contributions give {predicted}",
+                    self.format(&a)?
+                ));
+            }
+            checks.push((a, count));
+        }
+
+        let distribution = counter
+            .distribution()
+            .into_iter()
+            .map(|(c, w)| ValueWeight { value: f64::from(c), weight: w as f64 })
+            .collect();
+        self.prepare(Measured { distribution, exact: true }, opts.seed)?;
+
+        let mut subspace_of_count: BTreeMap<u32, u32> = BTreeMap::new();
+        for (count, _) in counter.distribution() {
+            let first = Arch::new(counter.first(count));
+            let k = self.assign(&first, count, self.costs.cost(first.as_slice()))?;
+            subspace_of_count.insert(count, k);
+        }
+        for (a, count) in &checks {
+            let k = self.assign(a, *count, self.costs.cost(a.as_slice()))?;
+            if k != subspace_of_count[count] {
+                return Err(format!(
+                    "the splitter declares it splits by the count, but puts {} (count {count}) in subspace {k} and {} (same count) in subspace {}",
+                    self.format(a)?,
+                    self.format(&Arch::new(counter.first(*count)))?,
+                    subspace_of_count[count]
+                ));
+            }
+        }
+
+        let mut tallies = vec![Tally::default(); self.subspaces.len()];
+        let mut weights: Vec<Vec<(u32, u128)>> = vec![Vec::new(); self.subspaces.len()];
+        let cost_ranges = self.costs.per_slot().map(|(fixed, _)| {
+            let table = |f: fn(Cost) -> u64| -> Vec<Vec<u64>> {
+                (0..n)
+                    .map(|s| (0..self.radices[s]).map(|o| f(self.costs.option_cost(s, o))).collect())
+                    .collect()
+            };
+            (fixed, counter.extremes(&table(|c| c.flops)), counter.extremes(&table(|c| c.params)))
+        });
+        for (count, ways) in counter.distribution() {
+            let k = subspace_of_count[&count] as usize;
+            let t = &mut tallies[k];
+            t.size += ways;
+            widen(&mut t.count, count, count);
+            weights[k].push((count, ways));
+            if let Some((fixed, flops, params)) = &cost_ranges {
+                let r = (count - counter.base()) as usize;
+                if let (Some((f0, f1)), Some((p0, p1))) = (flops[r], params[r]) {
+                    widen(&mut t.flops, fixed.flops + f0, fixed.flops + f1);
+                    widen(&mut t.params, fixed.params + p0, fixed.params + p1);
+                }
+            }
+        }
+        if cost_ranges.is_none() {
+            // Costs that couple slots: ranges from the verification sample (approximate).
+            for (a, count) in &checks {
+                let k = subspace_of_count[count] as usize;
+                let c = self.costs.cost(a.as_slice());
+                widen(&mut tallies[k].flops, c.flops, c.flops);
+                widen(&mut tallies[k].params, c.params, c.params);
+            }
+        }
+        self.method = Method::DynamicProgramming;
+        self.finish(&tallies);
+        self.index = Index::Series { counter, subspace_of_count, weights };
+        Ok(Ok(()))
+    }
+
+    fn estimate(&mut self, opts: PlanOptions) -> Result<(), String> {
+        let n = self.radices.len();
+        let mut rng = Rng::stream(opts.seed, "plan-sample");
+        let mut sample: Vec<(Arch, u32, Cost, bool)> = Vec::new();
+        let mut first_rejection: Option<String> = None;
+        for _ in 0..ESTIMATE_SAMPLE {
+            let arch = Arch::new((0..n).map(|s| rng.below(u64::from(self.radices[s])) as u32).collect());
+            if let Err(e) = ffi(self.space.validate(&arch)) {
+                first_rejection.get_or_insert(e);
+                continue;
+            }
+            let count = self.count(arch.as_slice())?;
+            let cost = self.costs.cost(arch.as_slice());
+            let trash = self.is_trash(arch.as_slice());
+            sample.push((arch, count, cost, trash));
+        }
+        if sample.is_empty() {
+            return Err(format!(
+                "the space rejected all {ESTIMATE_SAMPLE} sampled architectures: {}",
+                first_rejection.unwrap_or_default()
+            ));
+        }
+        let scale = self.total as f64 / ESTIMATE_SAMPLE as f64;
+        let distribution = self.distribution(sample.iter().map(|(_, count, cost, _)| (*count, *cost, scale)));
+        self.prepare(Measured { distribution, exact: false }, opts.seed)?;
+        let mut tallies = vec![Tally::default(); self.subspaces.len()];
+        for (arch, count, cost, trash) in &sample {
+            let k = self.assign(arch, *count, *cost)?;
+            tallies[k as usize].add(*count, *cost, *trash, 1);
+        }
+        let estimate = |n: u128| (n as f64 * scale).round() as u128;
+        for t in &mut tallies {
+            t.size = estimate(t.size);
+            t.trash = estimate(t.trash);
+        }
+        self.total = estimate(sample.len() as u128);
+        self.method = Method::Estimate;
+        self.finish(&tallies);
+        self.index = Index::Rejection;
+        Ok(())
+    }
+
+    /// Index of an architecture in odometer order.
+    fn encode(&self, arch: &[u32]) -> usize {
+        arch.iter().zip(&self.radices).fold(0usize, |acc, (&o, &r)| acc * r as usize + o as usize)
+    }
+
+    /// The architecture at an odometer index.
+    fn decode(&self, mut index: usize) -> Arch {
+        let mut choices = vec![0u32; self.radices.len()];
+        for s in (0..self.radices.len()).rev() {
+            let r = self.radices[s] as usize;
+            choices[s] = (index % r) as u32;
+            index /= r;
+        }
+        Arch::new(choices)
+    }
+
+    fn drawable(&self, trash: bool) -> bool {
+        self.include_trash || !trash
+    }
+}
+
+/// Draws architectures of a [`Plan`] for samplers: implements [`ArchDraw`] with a seeded,
+/// checkpointable generator.
+pub struct PlanDrawer<'a> {
+    plan: &'a Plan,
+    rng: Rng,
+}
+
+impl PlanDrawer<'_> {
+    /// The generator, for checkpoints.
+    pub fn rng(&self) -> &Rng {
+        &self.rng
+    }
+
+    /// Runs one step of a sampler plugin through this drawer and checks that every pick names
+    /// a subspace of the plan and an architecture that belongs to it.
+    pub fn step(&mut self, sampler: &mut SamplerBox) -> Result<Vec<Pick>, String> {
+        let picks = {
+            let mut host = DrawForPlugin(self);
+            ffi(sampler.step(FfiArchDraw_TO::from_ptr(&mut host, TD_Opaque)))?.into_vec()
+        };
+        for pick in &picks {
+            let actual = self.subspace_of(&pick.arch)?;
+            if actual != Some(pick.subspace) {
+                let text = self.plan.format(&pick.arch)?;
+                return Err(match actual {
+                    Some(k) => format!("the sampler picked {text} for subspace {}, but it belongs to subspace {k}", pick.subspace),
+                    None => format!("the sampler picked {text}, which is excluded from training (trash)"),
+                });
+            }
+        }
+        Ok(picks)
+    }
+
+    fn rejection(&mut self, subspace: Option<u32>) -> Result<Pick, String> {
+        let plan = self.plan;
+        for _ in 0..MAX_REJECTION_TRIES {
+            let arch = Arch::new(plan.radices.iter().map(|&r| self.rng.below(u64::from(r)) as u32).collect());
+            if ffi(plan.space.validate(&arch)).is_err() || !plan.drawable(plan.is_trash(arch.as_slice())) {
+                continue;
+            }
+            let count = plan.count(arch.as_slice())?;
+            let k = plan.assign(&arch, count, plan.costs.cost(arch.as_slice()))?;
+            if subspace.is_none_or(|want| want == k) {
+                return Ok(Pick { subspace: k, arch });
+            }
+        }
+        Err(match subspace {
+            Some(k) => format!(
+                "no trainable architecture of subspace {k} ({}) in {MAX_REJECTION_TRIES} uniform draws",
+                plan.subspaces[k as usize].label
+            ),
+            None => format!("no trainable architecture in {MAX_REJECTION_TRIES} uniform draws"),
+        })
+    }
+
+    /// Picks an index with probability proportional to its weight.
+    fn weighted<T: Copy>(&mut self, items: impl Iterator<Item = (T, u128)> + Clone) -> Option<T> {
+        let total: u128 = items.clone().map(|(_, w)| w).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut at = below_u128(&mut self.rng, total);
+        for (item, w) in items {
+            if at < w {
+                return Some(item);
+            }
+            at -= w;
+        }
+        None
+    }
+
+    fn empty(&self, subspace: u32) -> String {
+        format!(
+            "subspace {subspace} ({}) has no trainable architecture",
+            self.plan.subspaces[subspace as usize].label
+        )
+    }
+}
+
+impl ArchDraw for PlanDrawer<'_> {
+    fn subspaces(&self) -> u32 {
+        self.plan.subspaces.len() as u32
+    }
+
+    fn subspace_size(&self, subspace: u32) -> f64 {
+        self.plan.subspaces.get(subspace as usize).map_or(0.0, |s| s.trainable as f64)
+    }
+
+    fn option_counts(&self) -> Vec<u32> {
+        self.plan.radices.clone()
+    }
+
+    fn draw(&mut self, subspace: u32) -> Result<Arch, String> {
+        let plan = self.plan;
+        if subspace as usize >= plan.subspaces.len() {
+            return Err(format!("subspace {subspace} does not exist (the plan has {})", plan.subspaces.len()));
+        }
+        match &plan.index {
+            Index::Enumerated { pools, .. } => {
+                let pool = &pools[subspace as usize];
+                if pool.is_empty() {
+                    return Err(self.empty(subspace));
+                }
+                let i = pool[self.rng.below(pool.len() as u64) as usize];
+                Ok(plan.decode(i as usize))
+            }
+            Index::Series { counter, weights, .. } => {
+                let count = self
+                    .weighted(weights[subspace as usize].iter().copied())
+                    .ok_or_else(|| self.empty(subspace))?;
+                Ok(Arch::new(counter.sample(count, &mut self.rng)))
+            }
+            Index::Rejection => self.rejection(Some(subspace)).map(|p| p.arch),
+        }
+    }
+
+    fn draw_any(&mut self) -> Result<Pick, String> {
+        let plan = self.plan;
+        match &plan.index {
+            Index::Enumerated { pools, .. } => {
+                let subspace = self
+                    .weighted(pools.iter().enumerate().map(|(k, p)| (k as u32, p.len() as u128)))
+                    .ok_or("no subspace has a trainable architecture")?;
+                Ok(Pick { subspace, arch: self.draw(subspace)? })
+            }
+            Index::Series { counter, subspace_of_count, weights } => {
+                let count = self
+                    .weighted(weights.iter().flatten().copied())
+                    .ok_or("no subspace has a trainable architecture")?;
+                Ok(Pick { subspace: subspace_of_count[&count], arch: Arch::new(counter.sample(count, &mut self.rng)) })
+            }
+            Index::Rejection => self.rejection(None),
+        }
+    }
+
+    fn subspace_of(&self, arch: &Arch) -> Result<Option<u32>, String> {
+        let plan = self.plan;
+        arch.check_against(&plan.slots)?;
+        match &plan.index {
+            Index::Enumerated { entries, .. } => {
+                let e = entries[plan.encode(arch.as_slice())];
+                if e.subspace == INVALID {
+                    return Err(ffi(plan.space.validate(arch)).err().unwrap_or_else(|| "not in the space".into()));
+                }
+                Ok(plan.drawable(e.trash).then_some(e.subspace))
+            }
+            Index::Series { counter, subspace_of_count, .. } => {
+                Ok(subspace_of_count.get(&counter.count(arch.as_slice())).copied())
+            }
+            Index::Rejection => {
+                let info = plan.info(arch)?;
+                Ok(plan.drawable(info.trash).then_some(info.subspace))
+            }
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+}

@@ -25,12 +25,21 @@ struct Cli {
 enum Command {
     /// List and check plugins.
     Plugins(commands::plugins::PluginsArgs),
+    /// Plan the split of a search space: subspaces, sizes, count and cost ranges.
+    Split(commands::split::SplitArgs),
+    /// Exact FLOPs and parameters of architectures.
+    Costs(commands::costs::CostsArgs),
+    /// Speed benchmarks.
+    Bench(commands::bench::BenchArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let registry = registry::Registry::load(&cli.plugins)?;
     match &cli.command {
         Command::Plugins(args) => commands::plugins::run(args, &registry),
+        Command::Split(args) => commands::split::run(args, &registry),
+        Command::Costs(args) => commands::costs::run(args, &registry),
+        Command::Bench(args) => commands::bench::run(args, &registry),
     }
 }
 

@@ -66,29 +66,49 @@ impl NonlinearityRule {
     }
 }
 
+thread_local! {
+    /// Per-node scratch of the `enn` pass, reused across calls (counting runs once per
+    /// architecture when a space is enumerated).
+    static DEPTH: std::cell::RefCell<Vec<Option<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl CountingRule for NonlinearityRule {
     fn count(&self, subnet: Subnet<'_>) -> Result<u32, String> {
         let nodes = &subnet.graph.nodes;
         match self.kind {
-            RuleKind::Enn => {
-                let reached = subnet.reached_from_input();
-                let mut depth = vec![0u32; nodes.len()];
+            RuleKind::Enn => DEPTH.with(|cell| {
+                // One pass in topological order: the deepest chain of counted activations from
+                // the input to each node, `None` where no signal arrives (the nodes
+                // `Subnet::reached_from_input` leaves out).
+                let mut depth = cell.borrow_mut();
+                depth.clear();
+                depth.resize(nodes.len(), None);
+                let arch = subnet.arch;
                 for (i, node) in nodes.iter().enumerate() {
-                    if !reached[i] {
+                    // Inline form of `Node::is_active` (this loop runs per node per architecture).
+                    if !node.guard.iter().all(|g| arch.get(g.slot as usize) == Some(&g.option)) {
                         continue;
                     }
-                    let deepest_input = node
-                        .inputs
-                        .iter()
-                        .filter(|&&j| reached[j as usize])
-                        .map(|&j| depth[j as usize])
-                        .max()
-                        .unwrap_or(0);
-                    depth[i] = deepest_input + u32::from(self.counted(&subnet, i)?);
+                    // `as_enum` inlines where `known_op` would be a call; it is only the
+                    // error path here.
+                    let Ok(op) = node.op.as_enum() else {
+                        return Err(known_op(&node.op).err().unwrap_or_default());
+                    };
+                    depth[i] = match op {
+                        Op::Input { .. } => Some(0),
+                        Op::Zero => None,
+                        op => {
+                            let deepest = node.inputs.iter().filter_map(|&j| depth[j as usize]).max();
+                            let counted = match op {
+                                Op::Activation(a) => self.kinds.contains(&known_activation(a)?),
+                                _ => false,
+                            };
+                            deepest.map(|d| d + u32::from(counted))
+                        }
+                    };
                 }
-                let out = subnet.graph.output as usize;
-                Ok(if reached[out] { depth[out] } else { 0 })
-            }
+                Ok(depth[subnet.graph.output as usize].unwrap_or(0))
+            }),
             RuleKind::Total => {
                 let mut n = 0;
                 for i in 0..nodes.len() {

@@ -155,11 +155,12 @@ impl Splitter for NonlinSplitter {
             .filter(|&v| !groups.iter().any(|g| g.contains(v)))
             .collect();
         let has_rest = groups.contains(&CountGroup::Rest);
+        let covered: Vec<u32> = present.iter().copied().filter(|v| !rest.contains(v)).collect();
         if !has_rest && !rest.is_empty() {
             return Err(format!(
                 "count{} {} {} in no group of `{text}`; list {} or add `rest`",
                 if rest.len() > 1 { "s" } else { "" },
-                runs(&rest, &[]),
+                runs(&rest, &covered),
                 if rest.len() > 1 { "fall" } else { "falls" },
                 if rest.len() > 1 { "them" } else { "it" },
             ));
@@ -182,10 +183,7 @@ impl Splitter for NonlinSplitter {
                 });
             }
             labels.push(label(match g {
-                CountGroup::Rest => {
-                    let others: Vec<u32> = present.iter().copied().filter(|v| !rest.contains(v)).collect();
-                    format!("count rest ({})", runs(&rest, &others))
-                }
+                CountGroup::Rest => format!("count rest ({})", runs(&rest, &covered)),
                 _ => format!("count {}", g.text()),
             }));
         }
@@ -556,6 +554,8 @@ mod tests {
         assert!(e.contains("count 3 falls in no group") && e.contains("rest"), "{e}");
         let e = nonlin("0,1").prepare(&ctx(&NB201, "")).unwrap_err();
         assert!(e.contains("counts 2-3 fall in no group"), "{e}");
+        let e = nonlin("1-2").prepare(&ctx(&NB201, "")).unwrap_err();
+        assert!(e.contains("counts 0,3 fall in no group"), "{e}");
         let e = nonlin("0-1,2,3,7").prepare(&ctx(&NB201, "")).unwrap_err();
         assert!(e.contains("group `7`") && e.contains("0-3"), "{e}");
         let e = nonlin("0-1,2,3,rest").prepare(&ctx(&NB201, "")).unwrap_err();

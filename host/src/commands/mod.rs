@@ -1,3 +1,9 @@
 //! One module per subcommand.
 
 pub mod plugins;
+pub mod bench;
+pub mod bench_plan;
+pub mod costs;
+pub mod pipeline;
+pub mod split;
+pub mod table;

@@ -595,6 +595,9 @@ struct Entry {
 /// Count, cost and trash flag of an enumerated architecture; `None` when the space rejects it.
 type Measurement = Option<(u32, Cost, bool)>;
 
+/// Measurements of a range of architectures and the space's first rejection message.
+type Measurements = (Vec<Measurement>, Option<String>);
+
 /// Enumeration gives each thread at least this many architectures.
 const MIN_CHUNK: usize = 4096;
 
@@ -888,7 +891,7 @@ impl Plan {
     }
 
     /// Validates, counts, costs and checks every architecture in `start..end` (odometer order).
-    fn measure_range(&self, start: usize, end: usize) -> Result<(Vec<Measurement>, Option<String>), String> {
+    fn measure_range(&self, start: usize, end: usize) -> Result<Measurements, String> {
         let mut arch = self.decode(start);
         let mut out = Vec::with_capacity(end - start);
         let mut first_rejection = None;
@@ -907,12 +910,12 @@ impl Plan {
     }
 
     /// [`Plan::measure_range`] over the whole space, split across the machine's cores.
-    fn measure_all(&self) -> Result<(Vec<Measurement>, Option<String>), String> {
+    fn measure_all(&self) -> Result<Measurements, String> {
         let total = self.total as usize;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = cores.min(total.div_ceil(MIN_CHUNK)).max(1);
         let chunk = total.div_ceil(threads);
-        let parts: Vec<Result<(Vec<Measurement>, Option<String>), String>> = std::thread::scope(|scope| {
+        let parts: Vec<Result<Measurements, String>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| scope.spawn(move || self.measure_range(t * chunk, ((t + 1) * chunk).min(total))))
                 .collect();

@@ -541,3 +541,23 @@ fn bad_input_gives_clear_errors() {
     let e = plan("mobilenet", "enn", "nonlin", PlanOptions { method: Some(Method::Enumeration), ..opts() }).err().unwrap();
     assert!(e.contains("too many to enumerate"), "{e}");
 }
+
+#[test]
+fn plans_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let p = plan("nb201", "enn", "nonlin", opts()).unwrap();
+    shareable(&p);
+    let sizes: Vec<usize> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2u64)
+            .map(|t| {
+                let p = &p;
+                s.spawn(move || {
+                    let mut d = p.drawer(Rng::new(t));
+                    (0..100).filter(|_| d.draw(2).is_ok()).count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(sizes, vec![100, 100]);
+}

@@ -398,6 +398,9 @@ impl RandomSplitter {
     }
 }
 
+/// Separates the random splitter's hash stream from other uses of the same seed.
+const RANDOM_SPLIT_SALT: u64 = 0x5EED_0F5B_1175_0000;
+
 fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -416,7 +419,7 @@ impl Splitter for RandomSplitter {
     }
 
     fn assign(&self, arch: &Arch, _metrics: &ArchMetrics) -> Result<u32, String> {
-        let mut h = mix(self.effective_seed ^ 0x5EED_0F_5B11);
+        let mut h = mix(self.effective_seed ^ RANDOM_SPLIT_SALT);
         for &c in arch.as_slice() {
             h = mix(h ^ u64::from(c));
         }

@@ -7,3 +7,5 @@
 pub mod rng;
 pub mod cost;
 pub mod plan;
+pub mod series;
+mod liveness;

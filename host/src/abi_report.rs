@@ -264,7 +264,7 @@ mod tests {
     };
 
     mod host_side {
-        use fewshot_sdk::abi_stable::{self, StableAbi};
+        use fewshot_sdk::abi_stable::StableAbi;
 
         #[repr(C)]
         #[derive(StableAbi)]
@@ -282,7 +282,7 @@ mod tests {
     }
 
     mod changed_type {
-        use fewshot_sdk::abi_stable::{self, StableAbi};
+        use fewshot_sdk::abi_stable::StableAbi;
 
         #[repr(C)]
         #[derive(StableAbi)]
@@ -300,7 +300,7 @@ mod tests {
     }
 
     mod renamed_field {
-        use fewshot_sdk::abi_stable::{self, StableAbi};
+        use fewshot_sdk::abi_stable::StableAbi;
 
         #[repr(C)]
         #[derive(StableAbi)]

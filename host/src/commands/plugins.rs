@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use fewshot_sdk::PluginKind;
+use fewshot_sdk::{
+    ffi::{AnyPlugin, FfiResult},
+    space_size, Arch, PluginKind,
+};
 
 use crate::{
     conformance::{check_library, CheckOptions},
@@ -28,10 +31,11 @@ enum PluginsCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Show one plugin in full, with the parameters it accepts.
+    /// Show one plugin in full: the parameters it accepts, and what it is once constructed
+    /// (a space's slots and options, a splitter's key, ...).
     Show {
-        /// The plugin's name.
-        name: String,
+        /// The plugin, as `name` or `name:key=value,...` (constructed with those parameters).
+        spec: String,
         /// Its kind, when plugins of several kinds share the name.
         #[arg(long, value_enum)]
         kind: Option<Kind>,
@@ -89,8 +93,9 @@ pub fn run(args: &PluginsArgs, registry: impl FnOnce() -> Result<Registry>) -> R
             };
             print(&text)?;
         }
-        PluginsCommand::Show { name, kind } => {
+        PluginsCommand::Show { spec, kind } => {
             let registry = registry()?;
+            let name = spec.split_once(':').map_or(spec.as_str(), |(name, _)| name).trim();
             let found: Vec<&Registered> = registry
                 .plugins()
                 .iter()
@@ -100,7 +105,10 @@ pub fn run(args: &PluginsArgs, registry: impl FnOnce() -> Result<Registry>) -> R
                 let of_kind = kind.map(|k| format!(" of kind {}", k.plugin_kind().name())).unwrap_or_default();
                 bail!("no plugin named `{name}`{of_kind} (`fewshot plugins list` shows them all)");
             }
-            let text: Vec<String> = found.iter().map(|p| show(p)).collect();
+            let mut text = Vec::new();
+            for plugin in found {
+                text.push(show(&registry, plugin, spec)?);
+            }
             print(&text.join("\n"))?;
         }
         PluginsCommand::Check { library, samples, seed } => {
@@ -170,16 +178,60 @@ fn list_table(registry: &Registry) -> String {
     text
 }
 
-fn show(p: &Registered) -> String {
+/// A plugin's entry, and what it is once constructed from `spec`.
+fn show(registry: &Registry, p: &Registered, spec: &str) -> Result<String> {
     let parameters = if p.entry.parameters.is_empty() { "none" } else { p.entry.parameters.as_str() };
-    format!(
-        "{} {}\n  origin:      {}\n  description: {}\n  parameters:  {}\n  use as:      {}{}\n",
+    let mut text = format!(
+        "{} {}\n  origin:       {}\n  description:  {}\n  parameters:   {}\n",
         p.kind.name(),
         p.entry.name,
         p.origin,
         p.entry.description,
-        parameters,
-        p.entry.name,
-        if p.entry.parameters.is_empty() { String::new() } else { ":key=value,...".to_string() }
-    )
+        parameters
+    );
+    let plugin = registry.make(p.kind, spec)?;
+    let details = describe(plugin).with_context(|| format!("{} `{}` ({})", p.kind.name(), p.entry.name, p.origin))?;
+    text.push_str(&details);
+    Ok(text)
+}
+
+/// What a constructed plugin tells about itself.
+fn describe(plugin: AnyPlugin) -> Result<String> {
+    let mut text = String::new();
+    match plugin {
+        AnyPlugin::Space(space) => {
+            let slots = call(space.slots())?.into_vec();
+            text.push_str(&format!(
+                "  architectures: {} ({} slots)\n",
+                space_size(&slots),
+                slots.len()
+            ));
+            for slot in &slots {
+                let options: Vec<&str> = slot.options.iter().map(|o| o.as_str()).collect();
+                text.push_str(&format!("    {}: {}\n", slot.name, options.join(", ")));
+            }
+            let first = Arch::new(vec![0; slots.len()]);
+            text.push_str(&format!("  first architecture: {}\n", call(space.format(&first))?));
+            text.push_str(&format!("  default groups: {}\n", call(space.default_groups())?));
+        }
+        AnyPlugin::Rule(rule) => {
+            let additive = call(rule.additive_in_series())?;
+            text.push_str(&format!("  additive in series: {}\n", if additive { "yes" } else { "no" }));
+        }
+        AnyPlugin::Splitter(splitter) => {
+            text.push_str(&format!("  reads: {:?}\n", call(splitter.key())?));
+        }
+        AnyPlugin::Sampler(sampler) => {
+            let state = call(sampler.save_state())?;
+            let state = if state.is_empty() { "none".to_string() } else { format!("`{state}`") };
+            text.push_str(&format!("  initial state: {state}\n"));
+        }
+        _ => bail!("a plugin of a kind this fewshot cannot show"),
+    }
+    Ok(text)
+}
+
+/// A call across the boundary, its error naming the plugin code that failed.
+fn call<T>(result: FfiResult<T>) -> Result<T> {
+    result.into_result().map_err(|e| anyhow!("{e}"))
 }

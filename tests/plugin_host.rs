@@ -147,13 +147,19 @@ fn show_constructs_the_plugin_with_the_given_parameters() {
 }
 
 #[test]
-fn plugin_path_folders_are_loaded() {
+fn plugin_path_folders_and_relative_paths_are_loaded() {
     let dir = temp_dir("plugin-path");
     let lib = dir.join(examples().activation_space.file_name().unwrap());
     fs::copy(&examples().activation_space, &lib).unwrap();
     fs::write(dir.join("README.txt"), "not a library; ignored").unwrap();
     let rows = list_json(fewshot().env("FEWSHOT_PLUGIN_PATH", &dir));
     assert_eq!(find(&rows, "space", "act-chain").unwrap()["origin"], lib.display().to_string());
+
+    // A bare file name means the file in the current folder, not a search of the system's
+    // library folders.
+    let name = lib.file_name().unwrap();
+    let rows = list_json(fewshot().current_dir(&dir).arg("--plugin").arg(name));
+    assert_eq!(find(&rows, "space", "act-chain").unwrap()["origin"], name.to_string_lossy().as_ref());
 
     let missing = dir.join("no-such-folder");
     let err = fails(fewshot().env("FEWSHOT_PLUGIN_PATH", &missing).args(["plugins", "list"]));
@@ -216,7 +222,7 @@ fn plugins_check_reports_each_fault_of_the_faulty_library() {
         );
     };
     failed("space broken-ctor", "constructs with default parameters", "this space refuses to be built");
-    failed("space panicky-ctor", "constructs with default parameters", "plugin code crashed while constructing space `panicky-ctor`: index out of bounds");
+    failed("space panicky-ctor", "constructs with default parameters", "plugin code crashed while constructing space `panicky-ctor`: the constructor's lookup table is empty");
     failed("space panicky-slots", "slots", "plugin code crashed while space slots: the slot table was never configured");
     failed("space lossy", "text form round-trips", "which parses back as");
     failed("space lossy", "parse rejects malformed text", "parse accepts");
@@ -265,7 +271,7 @@ fn failing_and_panicking_plugin_code_becomes_an_error() {
     assert_eq!(err.trim_end(), format!("error: space `broken-ctor` ({}): this space refuses to be built", lib.display()));
 
     let err = show("panicky-ctor");
-    assert!(err.contains("plugin code crashed while constructing space `panicky-ctor`: index out of bounds"), "{err}");
+    assert!(err.contains("plugin code crashed while constructing space `panicky-ctor`: the constructor's lookup table is empty"), "{err}");
     assert!(err.contains("faulty-plugin/src/lib.rs"), "the panic location is kept: {err}");
 
     let err = show("panicky-slots");

@@ -65,13 +65,12 @@ pub fn check_library(path: &Path, options: &CheckOptions) -> Result<()> {
         }
     }
     let mut rule_contexts = Vec::new();
-    if !mine(PluginKind::Rule).is_empty() {
-        if registry.find(PluginKind::Space, "nb201").is_some_and(|p| p.origin == Origin::Builtin) {
-            let space = registry.space("nb201")?;
-            match SampledSpace::sample("built-in nb201", space, options) {
-                Ok(sampled) => rule_contexts.push(sampled),
-                Err(e) => bail!("the built-in nb201 space cannot be sampled: {e}"),
-            }
+    let builtin_nb201 = registry.find(PluginKind::Space, "nb201").is_some_and(|p| p.origin == Origin::Builtin);
+    if builtin_nb201 && !mine(PluginKind::Rule).is_empty() {
+        let space = registry.space("nb201")?;
+        match SampledSpace::sample("built-in nb201", space, options) {
+            Ok(sampled) => rule_contexts.push(sampled),
+            Err(e) => bail!("the built-in nb201 space cannot be sampled: {e}"),
         }
     }
     rule_contexts.extend(library_spaces);

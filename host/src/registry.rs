@@ -131,6 +131,14 @@ impl Registry {
                 entry.name
             );
         };
+        let name = entry.name.as_str();
+        if name.is_empty() || name.contains(|c: char| c == ':' || c == ',' || c == '=' || c.is_whitespace()) {
+            bail!(
+                "{} plugin `{name}` from {origin} has an unusable name: names are not empty and \
+                 contain no `:`, `,`, `=` or spaces (they are written `name:key=value,...`)",
+                kind.name()
+            );
+        }
         if let Some(other) = self.find(kind, &entry.name) {
             bail!(
                 "two {} plugins are named `{}`: one from {}, one from {}; remove one of them \
@@ -246,7 +254,11 @@ fn open_library(path: &Path) -> Result<(PluginLibraryRef, String), LoadError> {
             std::env::consts::DLL_EXTENSION
         )));
     }
-    let header = lib_header_from_path(path).map_err(|e| library_error(path, VersionStrings::new("?"), None, e))?;
+    // The loader searches the system's library folders for a bare file name: name the file.
+    let absolute = std::path::absolute(path)
+        .map_err(|e| LoadError::new(format!("plugin library {p}: cannot resolve the path: {e}")))?;
+    let header = lib_header_from_path(&absolute)
+        .map_err(|e| library_error(path, VersionStrings::new("?"), None, e))?;
     let library_version = header.version_strings();
     check_sdk_version(path, library_version)?;
     let module = header.init_root_module::<PluginLibraryRef>().map_err(|e| {

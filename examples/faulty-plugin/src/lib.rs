@@ -78,8 +78,7 @@ struct PanickySlots;
 
 impl SearchSpace for PanickySlots {
     fn slots(&self) -> Vec<Slot> {
-        let configured: Option<Vec<Slot>> = None;
-        configured.expect("the slot table was never configured")
+        panic!("the slot table was never configured")
     }
     fn parse(&self, text: &str) -> Result<Arch, String> {
         parse_strict(text)
@@ -181,10 +180,7 @@ fn entries() -> Vec<PluginEntry> {
             "panicky-ctor",
             "Faulty: its constructor panics",
             "",
-            |_: &Params| -> Result<Lossy, String> {
-                let table: Vec<u32> = Vec::new();
-                Ok(if table[2] > 0 { Lossy } else { Lossy })
-            },
+            |_: &Params| -> Result<Lossy, String> { panic!("the constructor's lookup table is empty") },
         ),
         PluginEntry::space("panicky-slots", "Faulty: panics when asked for its slots", "", |_: &Params| {
             Ok(PanickySlots)

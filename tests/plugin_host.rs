@@ -246,6 +246,13 @@ fn libraries_that_cannot_be_loaded_give_one_clear_error() {
     let err = fails(fewshot().arg("--plugin").arg(&dir).args(["plugins", "list"]));
     assert!(err.contains("is a folder"), "{err}");
 
+    // An interrupted copy: the system loader would map pages past the end of the file (SIGBUS).
+    let truncated = dir.join("libtruncated.so");
+    let whole = fs::read(&examples().activation_space).unwrap();
+    fs::write(&truncated, &whole[..whole.len() / 3]).unwrap();
+    let err = fails(fewshot().arg("--plugin").arg(&truncated).args(["plugins", "list"]));
+    assert!(err.contains("the file is truncated"), "{err}");
+
     // A proc-macro crate is a shared library of another kind: it exports no fewshot root module.
     examples();
     let foreign = fs::read_dir(builds_dir().join("release/deps"))

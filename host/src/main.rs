@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod abi_report;
 mod commands;
 mod conformance;
+mod elf;
 mod output;
 mod registry;
 

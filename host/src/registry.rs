@@ -254,11 +254,18 @@ fn open_library(path: &Path) -> Result<(PluginLibraryRef, String), LoadError> {
             std::env::consts::DLL_EXTENSION
         )));
     }
+    crate::elf::check_complete(path)
+        .map_err(|why| LoadError::new(format!("plugin library {p} cannot be loaded: {why}")))?;
     // The loader searches the system's library folders for a bare file name: name the file.
     let absolute = std::path::absolute(path)
         .map_err(|e| LoadError::new(format!("plugin library {p}: cannot resolve the path: {e}")))?;
-    let header = lib_header_from_path(&absolute)
-        .map_err(|e| library_error(path, VersionStrings::new("?"), None, e))?;
+    let header = lib_header_from_path(&absolute).map_err(|e| match e {
+        LibraryError::OpenError { err, .. } => LoadError::new(format!(
+            "plugin library {p} could not be opened as a shared library: {}",
+            abi_report::strip_path(&err.to_string(), &absolute)
+        )),
+        other => library_error(path, VersionStrings::new("?"), None, other),
+    })?;
     let library_version = header.version_strings();
     check_sdk_version(path, library_version)?;
     let module = header.init_root_module::<PluginLibraryRef>().map_err(|e| {
@@ -298,9 +305,11 @@ fn check_sdk_version(path: &Path, library: VersionStrings) -> Result<(), LoadErr
     } else {
         format!("{}.x", host.major)
     };
+    let rule = if host.major == 0 { "same minor version" } else { "same major version" };
     Err(LoadError::new(format!(
         "plugin library {} was built against fewshot-sdk {}, but this fewshot uses fewshot-sdk \
-         {SDK_VERSION}, which is not compatible with it; rebuild the plugin against fewshot-sdk {line}",
+         {SDK_VERSION} (plugins load only within the {rule}); rebuild the plugin against \
+         fewshot-sdk {line}",
         path.display(),
         library.version
     )))
@@ -315,10 +324,9 @@ fn library_error(
 ) -> LoadError {
     let p = path.display();
     match err {
-        LibraryError::OpenError { err, .. } => LoadError::new(format!(
-            "plugin library {p} could not be opened as a shared library: {}",
-            abi_report::strip_path(&err.to_string(), path)
-        )),
+        LibraryError::OpenError { err, .. } => {
+            LoadError::new(format!("plugin library {p} could not be opened as a shared library: {err}"))
+        }
         LibraryError::GetSymbolError { .. } => LoadError::new(format!(
             "{p} is a shared library but not a fewshot plugin: it exports no fewshot root module \
              (a plugin crate calls fewshot_sdk::export_plugins! and is built as a cdylib)"

@@ -48,8 +48,8 @@ enum PluginsCommand {
         /// The plugin library (a .so / .dylib / .dll file).
         library: PathBuf,
         /// Architectures sampled per search space.
-        #[arg(long, default_value_t = 200)]
-        samples: usize,
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+        samples: u32,
         /// Seed of the sampled architectures.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -112,7 +112,7 @@ pub fn run(args: &PluginsArgs, registry: impl FnOnce() -> Result<Registry>) -> R
             print(&text.join("\n"))?;
         }
         PluginsCommand::Check { library, samples, seed } => {
-            check_library(library, &CheckOptions { samples: *samples, seed: *seed })?;
+            check_library(library, &CheckOptions { samples: *samples as usize, seed: *seed })?;
         }
     }
     Ok(())

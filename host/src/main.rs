@@ -4,7 +4,11 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod abi_report;
 mod commands;
+mod conformance;
+mod elf;
+mod output;
 mod registry;
 
 /// Few-shot NAS: split a search space, train one supernet per subspace, search.
@@ -23,7 +27,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// List and check plugins.
+    /// List, show and check plugins.
     Plugins(commands::plugins::PluginsArgs),
     /// Plan the split of a search space: subspaces, sizes, count and cost ranges.
     Split(commands::split::SplitArgs),
@@ -34,22 +38,49 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let registry = registry::Registry::load(&cli.plugins)?;
+    // Built-ins plus every library; loaded only by commands that need it (`plugins check` loads
+    // just the library it checks).
+    let registry = || registry::Registry::load(&cli.plugins);
     match &cli.command {
-        Command::Plugins(args) => commands::plugins::run(args, &registry),
-        Command::Split(args) => commands::split::run(args, &registry),
-        Command::Costs(args) => commands::costs::run(args, &registry),
-        Command::Bench(args) => commands::bench::run(args, &registry),
+        Command::Plugins(args) => commands::plugins::run(args, registry),
+        Command::Split(args) => commands::split::run(args, &registry()?),
+        Command::Costs(args) => commands::costs::run(args, &registry()?),
+        Command::Bench(args) => commands::bench::run(args, &registry()?),
     }
 }
 
+/// Reports a bug in fewshot itself as an error line instead of Rust's panic message (panics in
+/// plugin code never get here: the SDK turns them into errors at the boundary).
+fn report_internal_errors() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error in fewshot{location}: {message} (please report this)");
+    }));
+}
+
 fn main() -> ExitCode {
+    report_internal_errors();
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
+    let verbose = cli.verbose;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(err)) => {
             eprintln!("error: {err:#}");
+            let full_report = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<registry::LoadError>())
+                .and_then(|e| e.full_report.as_deref());
+            if let (true, Some(report)) = (verbose, full_report) {
+                eprintln!("\n{report}");
+            }
             ExitCode::from(2)
         }
+        Err(_) => ExitCode::from(2),
     }
 }

@@ -8,10 +8,17 @@ use std::{
 
 use anyhow::{anyhow, bail, Result};
 use fewshot_sdk::{
-    abi_stable::library::{lib_header_from_path, LibraryError},
+    abi_stable::{
+        abi_stability::abi_checking::{check_layout_compatibility, AbiInstabilityErrors},
+        library::{lib_header_from_path, LibraryError, RootModule, RootModuleError},
+        sabi_types::{VersionNumber, VersionStrings},
+        StableAbi,
+    },
     ffi::{AnyPlugin, PluginLibraryRef, RuleBox, SamplerBox, SpaceBox, SplitterBox},
-    PluginEntry, PluginKind,
+    PluginEntry, PluginKind, SDK_VERSION,
 };
+
+use crate::abi_report::{self, Mismatch};
 
 // The built-in set registers itself with inventory; the linker drops it unless referenced.
 use fewshot_plugins as _;
@@ -28,15 +35,15 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Builtin => write!(f, "built-in"),
-            Origin::Library(path) => write!(f, "{}", path.display()),
+            Origin::Builtin => f.pad("built-in"),
+            Origin::Library(path) => f.pad(&path.display().to_string()),
         }
     }
 }
 
 /// One plugin the registry knows.
 pub struct Registered {
-    /// The entry (name, description, constructor).
+    /// The entry (name, description, parameters, constructor).
     pub entry: PluginEntry,
     /// Its kind.
     pub kind: PluginKind,
@@ -52,14 +59,48 @@ pub struct Registry {
 /// Name of the environment variable listing folders of plugin libraries.
 pub const PLUGIN_PATH_VAR: &str = "FEWSHOT_PLUGIN_PATH";
 
+/// A plugin library that could not be loaded: a short message a plugin author can act on, and,
+/// for layout mismatches, abi_stable's full report (shown with `--verbose`).
+#[derive(Debug)]
+pub struct LoadError {
+    /// One or two lines saying what is wrong and what to do.
+    pub message: String,
+    /// abi_stable's complete diagnostic, when it has one (often hundreds of lines).
+    pub full_report: Option<String>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if self.full_report.is_some() {
+            f.write_str(" (--verbose shows abi_stable's full report)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+impl LoadError {
+    fn new(message: String) -> Self {
+        LoadError { message, full_report: None }
+    }
+}
+
 impl Registry {
-    /// The built-ins, then every library in the folders of `FEWSHOT_PLUGIN_PATH`, then the
-    /// libraries given with `--plugin`.
-    pub fn load(libraries: &[PathBuf]) -> Result<Registry> {
+    /// The built-in plugins only.
+    pub fn builtins() -> Result<Registry> {
         let mut registry = Registry { plugins: Vec::new() };
         for entry in fewshot_sdk::ffi::builtin_entries() {
             registry.add(entry, Origin::Builtin)?;
         }
+        Ok(registry)
+    }
+
+    /// The built-ins, then every library in the folders of `FEWSHOT_PLUGIN_PATH`, then the
+    /// libraries given with `--plugin`.
+    pub fn load(libraries: &[PathBuf]) -> Result<Registry> {
+        let mut registry = Registry::builtins()?;
         for path in plugin_path_libraries()? {
             registry.load_library(&path)?;
         }
@@ -69,29 +110,39 @@ impl Registry {
         Ok(registry)
     }
 
-    /// Loads one plugin library and adds its plugins.
-    pub fn load_library(&mut self, path: &Path) -> Result<()> {
-        let entries = open_library(path)?;
+    /// Loads one plugin library and adds its plugins; returns the fewshot-sdk version it was
+    /// built with.
+    pub fn load_library(&mut self, path: &Path) -> Result<String> {
+        let (module, sdk_version) = open_library(path)?;
+        let entries = (module.entries())().into_result().map_err(|e| {
+            LoadError::new(format!("plugin library {}: {e}", path.display()))
+        })?;
         for entry in entries {
             self.add(entry, Origin::Library(path.to_path_buf()))?;
         }
-        Ok(())
+        Ok(sdk_version)
     }
 
     fn add(&mut self, entry: PluginEntry, origin: Origin) -> Result<()> {
         let Some(kind) = entry.kind() else {
             bail!(
-                "plugin `{}` from {origin} is of a kind this fewshot does not know (built with a newer SDK)",
+                "plugin `{}` from {origin} is of a kind this fewshot does not know (it was built \
+                 with a newer fewshot-sdk than {SDK_VERSION}); upgrade fewshot",
                 entry.name
             );
         };
-        if let Some(other) = self
-            .plugins
-            .iter()
-            .find(|p| p.kind == kind && p.entry.name == entry.name)
-        {
+        let name = entry.name.as_str();
+        if name.is_empty() || name.contains(|c: char| c == ':' || c == ',' || c == '=' || c.is_whitespace()) {
             bail!(
-                "two {} plugins are named `{}`: one from {}, one from {}",
+                "{} plugin `{name}` from {origin} has an unusable name: names are not empty and \
+                 contain no `:`, `,`, `=` or spaces (they are written `name:key=value,...`)",
+                kind.name()
+            );
+        }
+        if let Some(other) = self.find(kind, &entry.name) {
+            bail!(
+                "two {} plugins are named `{}`: one from {}, one from {}; remove one of them \
+                 from --plugin / {PLUGIN_PATH_VAR}, or rename the plugin",
                 kind.name(),
                 entry.name,
                 other.origin,
@@ -107,15 +158,16 @@ impl Registry {
         &self.plugins
     }
 
+    /// The plugin of `kind` named `name`, if any.
+    pub fn find(&self, kind: PluginKind, name: &str) -> Option<&Registered> {
+        self.plugins.iter().find(|p| p.kind == kind && p.entry.name.as_str() == name)
+    }
+
     /// Constructs a plugin from a spec `name` or `name:key=value,...`.
     pub fn make(&self, kind: PluginKind, spec: &str) -> Result<AnyPlugin> {
         let (name, params) = spec.split_once(':').unwrap_or((spec, ""));
         let name = name.trim();
-        let Some(found) = self
-            .plugins
-            .iter()
-            .find(|p| p.kind == kind && p.entry.name.as_str() == name)
-        else {
+        let Some(found) = self.find(kind, name) else {
             let known: Vec<&str> = self
                 .plugins
                 .iter()
@@ -130,8 +182,9 @@ impl Registry {
             .make(params.into())
             .into_result()
             .map_err(|e| anyhow!("{} `{name}` ({}): {e}", kind.name(), found.origin))?;
-        made.into_enum()
-            .map_err(|_| anyhow!("{} `{name}` returned a plugin of an unknown kind", kind.name()))
+        made.into_enum().map_err(|_| {
+            anyhow!("{} `{name}` ({}) made a plugin of a kind this fewshot does not know", kind.name(), found.origin)
+        })
     }
 
     /// Constructs a search space.
@@ -174,11 +227,12 @@ fn plugin_path_libraries() -> Result<Vec<PathBuf>> {
     };
     let mut found = Vec::new();
     for dir in std::env::split_paths(&value).filter(|d| !d.as_os_str().is_empty()) {
-        let listing = std::fs::read_dir(&dir)
-            .map_err(|e| anyhow!("{PLUGIN_PATH_VAR} names {}, which cannot be read: {e}", dir.display()))?;
+        let listing = std::fs::read_dir(&dir).map_err(|e| {
+            anyhow!("{PLUGIN_PATH_VAR} names {}, which cannot be read as a folder: {e}", dir.display())
+        })?;
         let mut libs: Vec<PathBuf> = listing
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == std::env::consts::DLL_EXTENSION))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == std::env::consts::DLL_EXTENSION))
             .collect();
         libs.sort();
         found.extend(libs);
@@ -186,34 +240,143 @@ fn plugin_path_libraries() -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Opens a plugin library and returns its entries.
-fn open_library(path: &Path) -> Result<Vec<PluginEntry>> {
+/// Opens a plugin library: checks its fewshot-sdk version and the layout of every type that
+/// crosses the boundary, then returns its root module and the SDK version it was built with.
+fn open_library(path: &Path) -> Result<(PluginLibraryRef, String), LoadError> {
+    let p = path.display();
     if !path.exists() {
-        bail!("plugin library {} does not exist", path.display());
+        return Err(LoadError::new(format!("plugin library {p} does not exist")));
     }
-    let header = lib_header_from_path(path).map_err(|e| library_error(path, e))?;
-    let module = header
-        .init_root_module::<PluginLibraryRef>()
-        .map_err(|e| library_error(path, e))?;
-    let entries = (module.entries())()
-        .into_result()
-        .map_err(|e| anyhow!("plugin library {}: {e}", path.display()))?;
-    Ok(entries.into_vec())
+    if path.is_dir() {
+        return Err(LoadError::new(format!(
+            "plugin library {p} is a folder; give the library file (lib<name>.{}) with --plugin, \
+             or put the folder in {PLUGIN_PATH_VAR}",
+            std::env::consts::DLL_EXTENSION
+        )));
+    }
+    crate::elf::check_complete(path)
+        .map_err(|why| LoadError::new(format!("plugin library {p} cannot be loaded: {why}")))?;
+    // The loader searches the system's library folders for a bare file name: name the file.
+    let absolute = std::path::absolute(path)
+        .map_err(|e| LoadError::new(format!("plugin library {p}: cannot resolve the path: {e}")))?;
+    let header = lib_header_from_path(&absolute).map_err(|e| match e {
+        LibraryError::OpenError { err, .. } => LoadError::new(format!(
+            "plugin library {p} could not be opened as a shared library: {}",
+            abi_report::strip_path(&err.to_string(), &absolute)
+        )),
+        other => library_error(path, VersionStrings::new("?"), None, other),
+    })?;
+    let library_version = header.version_strings();
+    check_sdk_version(path, library_version)?;
+    let module = header.init_root_module::<PluginLibraryRef>().map_err(|e| {
+        // abi_stable reports a layout mismatch as formatted text only: check again for the
+        // structured errors the summary is made from.
+        let layout_errors = header
+            .layout()
+            .and_then(|found| check_layout_compatibility(<PluginLibraryRef as StableAbi>::LAYOUT, found).err());
+        library_error(path, library_version, layout_errors, e)
+    })?;
+    Ok((module, library_version.version.to_string()))
 }
 
-/// A one-line message for a library that failed to load.
-fn library_error(path: &Path, err: LibraryError) -> anyhow::Error {
+/// Refuses a library built against a fewshot-sdk of another release line before abi_stable
+/// compares layouts: `0.x` versions must share the minor version, later ones the major version.
+fn check_sdk_version(path: &Path, library: VersionStrings) -> Result<(), LoadError> {
+    let host: VersionNumber = <PluginLibraryRef as RootModule>::VERSION_STRINGS
+        .parsed()
+        .expect("the SDK's own version parses");
+    let Ok(lib) = library.parsed() else {
+        return Err(LoadError::new(format!(
+            "plugin library {} declares an unreadable fewshot-sdk version `{}`",
+            path.display(),
+            library.version
+        )));
+    };
+    let same_line = if host.major == 0 {
+        lib.major == 0 && lib.minor == host.minor
+    } else {
+        lib.major == host.major
+    };
+    if same_line {
+        return Ok(());
+    }
+    let line = if host.major == 0 {
+        format!("{}.{}.x", host.major, host.minor)
+    } else {
+        format!("{}.x", host.major)
+    };
+    let rule = if host.major == 0 { "same minor version" } else { "same major version" };
+    Err(LoadError::new(format!(
+        "plugin library {} was built against fewshot-sdk {}, but this fewshot uses fewshot-sdk \
+         {SDK_VERSION} (plugins load only within the {rule}); rebuild the plugin against \
+         fewshot-sdk {line}",
+        path.display(),
+        library.version
+    )))
+}
+
+/// A message a plugin author can act on, for a library abi_stable refused.
+fn library_error(
+    path: &Path,
+    library_version: VersionStrings,
+    layout_errors: Option<AbiInstabilityErrors>,
+    err: LibraryError,
+) -> LoadError {
     let p = path.display();
     match err {
         LibraryError::OpenError { err, .. } => {
-            anyhow!("{p} could not be opened as a shared library: {err}")
+            LoadError::new(format!("plugin library {p} could not be opened as a shared library: {err}"))
         }
-        LibraryError::GetSymbolError { .. } => anyhow!(
-            "{p} is a shared library but not a fewshot plugin (it exports no fewshot root module)"
-        ),
-        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => anyhow!(
-            "{p} was built against fewshot-sdk {actual_version}, but this fewshot uses fewshot-sdk {expected_version}; rebuild the plugin against fewshot-sdk {expected_version}"
-        ),
-        other => anyhow!("{p} cannot be loaded: {other}"),
+        LibraryError::GetSymbolError { .. } => LoadError::new(format!(
+            "{p} is a shared library but not a fewshot plugin: it exports no fewshot root module \
+             (a plugin crate calls fewshot_sdk::export_plugins! and is built as a cdylib)"
+        )),
+        LibraryError::InvalidAbiHeader(found) => LoadError::new(format!(
+            "{p} was built with an incompatible abi_stable (ABI {}.{}; fewshot plugins use \
+             abi_stable 0.11); rebuild it with abi_stable = \"=0.11.3\"",
+            found.abi_major, found.abi_minor
+        )),
+        LibraryError::IncompatibleVersionNumber { expected_version, actual_version, .. } => {
+            LoadError::new(format!(
+                "plugin library {p} was built against fewshot-sdk {actual_version}, but this \
+                 fewshot uses fewshot-sdk {expected_version}; rebuild the plugin against \
+                 fewshot-sdk {expected_version}"
+            ))
+        }
+        LibraryError::ParseVersionError(e) => {
+            LoadError::new(format!("plugin library {p} declares an unreadable version: {e}"))
+        }
+        LibraryError::AbiInstability(report) => {
+            let host = SDK_VERSION;
+            let library = library_version.version;
+            let message = match layout_errors.as_ref().map(abi_report::summarize) {
+                Some(Mismatch::Foreign { root, expected }) => format!(
+                    "{p} is an abi_stable library, but not a fewshot plugin (its root module is \
+                     `{root}`, a fewshot plugin's is `{expected}`)"
+                ),
+                Some(Mismatch::Differs(Some(difference))) => format!(
+                    "plugin library {p} (built with fewshot-sdk {library}) does not match this \
+                     fewshot (fewshot-sdk {host}): {difference}; rebuild the plugin against \
+                     fewshot-sdk {host}"
+                ),
+                _ => format!(
+                    "plugin library {p} (built with fewshot-sdk {library}) has type layouts that \
+                     do not match this fewshot (fewshot-sdk {host}); rebuild the plugin against \
+                     fewshot-sdk {host}"
+                ),
+            };
+            LoadError { message, full_report: Some(report.to_string()) }
+        }
+        LibraryError::RootModule { err, .. } => {
+            let why = match &err {
+                RootModuleError::Unwound => "it panicked".to_string(),
+                RootModuleError::Returned(e) => e.to_string(),
+            };
+            LoadError::new(format!("plugin library {p} failed to initialise its root module: {why}"))
+        }
+        other => LoadError {
+            message: format!("plugin library {p} cannot be loaded"),
+            full_report: Some(other.to_string()),
+        },
     }
 }

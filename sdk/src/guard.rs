@@ -49,6 +49,10 @@ fn payload_text(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// How the error of a panicking plugin call begins (`plugin code crashed while <what>: <message>`),
+/// so the host can tell a crash from an ordinary error.
+pub const CRASH_PREFIX: &str = "plugin code crashed while ";
+
 /// Runs `f`, turning an `Err` into an error message and a panic into an error that says the
 /// plugin crashed while doing `what`.
 pub fn call<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> RResult<T, RString> {
@@ -63,7 +67,7 @@ pub fn call<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> RResult<T, 
             let message = LAST
                 .with(|last| last.borrow_mut().take())
                 .unwrap_or_else(|| payload_text(payload.as_ref()));
-            RResult::RErr(format!("plugin code crashed while {what}: {message}").into())
+            RResult::RErr(format!("{CRASH_PREFIX}{what}: {message}").into())
         }
     }
 }

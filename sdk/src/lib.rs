@@ -50,13 +50,15 @@ macro_rules! export_plugins {
     ($entries:path) => {
         #[::abi_stable::export_root_module]
         pub fn fewshot_plugin_root_module() -> $crate::ffi::PluginLibraryRef {
-            extern "C" fn entries() -> $crate::ffi::FfiResult<$crate::abi_stable::std_types::RVec<$crate::PluginEntry>> {
+            // A name of its own, so it cannot shadow the caller's function (often `entries`).
+            extern "C" fn __fewshot_guarded_entries(
+            ) -> $crate::ffi::FfiResult<$crate::abi_stable::std_types::RVec<$crate::PluginEntry>> {
                 $crate::ffi::guarded_entries($entries)
             }
             use $crate::abi_stable::prefix_type::PrefixTypeTrait;
             $crate::ffi::PluginLibrary {
                 sdk_version: $crate::abi_stable::std_types::RStr::from_str($crate::SDK_VERSION),
-                entries,
+                entries: __fewshot_guarded_entries,
             }
             .leak_into_prefix()
         }

@@ -1,9 +1,19 @@
-//! `fewshot plugins`: list the available plugins.
+//! `fewshot plugins`: list, show and check plugins.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
+use fewshot_sdk::{
+    ffi::{AnyPlugin, FfiResult},
+    space_size, Arch, PluginKind,
+};
 
-use crate::registry::Registry;
+use crate::{
+    conformance::{check_library, CheckOptions},
+    output::print,
+    registry::{Registered, Registry},
+};
 
 /// Arguments of `fewshot plugins`.
 #[derive(Args, Debug)]
@@ -14,11 +24,35 @@ pub struct PluginsArgs {
 
 #[derive(Subcommand, Debug)]
 enum PluginsCommand {
-    /// List every plugin: kind, name, origin, description.
+    /// List every plugin: kind, name, origin (built-in or library path), description.
     List {
-        /// Output format.
+        /// Output format. JSON is an array of objects with keys kind, name, origin, description
+        /// and parameters.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Show one plugin in full: the parameters it accepts, and what it is once constructed
+    /// (a space's slots and options, a splitter's key, ...).
+    Show {
+        /// The plugin, as `name` or `name:key=value,...` (constructed with those parameters).
+        spec: String,
+        /// Its kind, when plugins of several kinds share the name.
+        #[arg(long, value_enum)]
+        kind: Option<Kind>,
+    },
+    /// Load one plugin library and run the conformance checks on every plugin in it.
+    ///
+    /// Only LIB and the built-in plugins are loaded (not --plugin or FEWSHOT_PLUGIN_PATH). Prints
+    /// one line per check and exits with status 2 if any fails.
+    Check {
+        /// The plugin library (a .so / .dylib / .dll file).
+        library: PathBuf,
+        /// Architectures sampled per search space.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+        samples: u32,
+        /// Seed of the sampled architectures.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
 }
 
@@ -28,38 +62,176 @@ enum Format {
     Json,
 }
 
-/// Runs `fewshot plugins`.
-pub fn run(args: &PluginsArgs, registry: &Registry) -> Result<()> {
-    match &args.command {
-        PluginsCommand::List { format } => {
-            let rows: Vec<serde_json::Value> = registry
-                .plugins()
-                .iter()
-                .map(|p| {
-                    serde_json::json!({
-                        "kind": p.kind.name(),
-                        "name": p.entry.name.as_str(),
-                        "origin": p.origin.to_string(),
-                        "description": p.entry.description.as_str(),
-                    })
-                })
-                .collect();
-            match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
-                Format::Table => {
-                    println!("{:<9} {:<16} {:<10} description", "kind", "name", "origin");
-                    for p in registry.plugins() {
-                        println!(
-                            "{:<9} {:<16} {:<10} {}",
-                            p.kind.name(),
-                            p.entry.name,
-                            p.origin,
-                            p.entry.description
-                        );
-                    }
-                }
-            }
-            Ok(())
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Kind {
+    Space,
+    Rule,
+    Splitter,
+    Sampler,
+}
+
+impl Kind {
+    fn plugin_kind(self) -> PluginKind {
+        match self {
+            Kind::Space => PluginKind::Space,
+            Kind::Rule => PluginKind::Rule,
+            Kind::Splitter => PluginKind::Splitter,
+            Kind::Sampler => PluginKind::Sampler,
         }
     }
+}
+
+/// Runs `fewshot plugins`; `registry` loads every plugin (not needed by `check`, which loads
+/// only the library it checks, next to the built-ins).
+pub fn run(args: &PluginsArgs, registry: impl FnOnce() -> Result<Registry>) -> Result<()> {
+    match &args.command {
+        PluginsCommand::List { format } => {
+            let registry = registry()?;
+            let text = match format {
+                Format::Json => format!("{}\n", serde_json::to_string_pretty(&list_json(&registry))?),
+                Format::Table => list_table(&registry),
+            };
+            print(&text)?;
+        }
+        PluginsCommand::Show { spec, kind } => {
+            let registry = registry()?;
+            let name = spec.split_once(':').map_or(spec.as_str(), |(name, _)| name).trim();
+            let found: Vec<&Registered> = registry
+                .plugins()
+                .iter()
+                .filter(|p| p.entry.name.as_str() == name && kind.is_none_or(|k| k.plugin_kind() == p.kind))
+                .collect();
+            if found.is_empty() {
+                let of_kind = kind.map(|k| format!(" of kind {}", k.plugin_kind().name())).unwrap_or_default();
+                bail!("no plugin named `{name}`{of_kind} (`fewshot plugins list` shows them all)");
+            }
+            let mut text = Vec::new();
+            for plugin in found {
+                text.push(show(&registry, plugin, spec)?);
+            }
+            print(&text.join("\n"))?;
+        }
+        PluginsCommand::Check { library, samples, seed } => {
+            check_library(library, &CheckOptions { samples: *samples as usize, seed: *seed })?;
+        }
+    }
+    Ok(())
+}
+
+/// Plugins in listing order: built-ins first, then by library; by kind and name within each.
+fn sorted(registry: &Registry) -> Vec<&Registered> {
+    let mut plugins: Vec<&Registered> = registry.plugins().iter().collect();
+    let origin_rank = |p: &Registered| registry.plugins().iter().position(|q| q.origin == p.origin);
+    plugins.sort_by_key(|p| (origin_rank(p), p.kind, p.entry.name.as_str().to_string()));
+    plugins
+}
+
+fn list_json(registry: &Registry) -> Vec<serde_json::Value> {
+    sorted(registry)
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "kind": p.kind.name(),
+                "name": p.entry.name.as_str(),
+                "origin": p.origin.to_string(),
+                "description": p.entry.description.as_str(),
+                "parameters": p.entry.parameters.as_str(),
+            })
+        })
+        .collect()
+}
+
+fn list_table(registry: &Registry) -> String {
+    let plugins = sorted(registry);
+    let header = ["KIND", "NAME", "ORIGIN", "DESCRIPTION"];
+    let rows: Vec<[String; 4]> = plugins
+        .iter()
+        .map(|p| {
+            [
+                p.kind.name().to_string(),
+                p.entry.name.to_string(),
+                p.origin.to_string(),
+                p.entry.description.to_string(),
+            ]
+        })
+        .collect();
+    let width = |col: usize| {
+        rows.iter().map(|r| r[col].chars().count()).chain([header[col].len()]).max().unwrap_or(0)
+    };
+    let widths = [width(0), width(1), width(2)];
+    let line = |cells: [&str; 4]| {
+        format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        )
+    };
+    let mut text = line(header);
+    for r in &rows {
+        text.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
+    }
+    text
+}
+
+/// A plugin's entry, and what it is once constructed from `spec`.
+fn show(registry: &Registry, p: &Registered, spec: &str) -> Result<String> {
+    let parameters = if p.entry.parameters.is_empty() { "none" } else { p.entry.parameters.as_str() };
+    let mut text = format!(
+        "{} {}\n  origin:       {}\n  description:  {}\n  parameters:   {}\n",
+        p.kind.name(),
+        p.entry.name,
+        p.origin,
+        p.entry.description,
+        parameters
+    );
+    let plugin = registry.make(p.kind, spec)?;
+    let details = describe(plugin).with_context(|| format!("{} `{}` ({})", p.kind.name(), p.entry.name, p.origin))?;
+    text.push_str(&details);
+    Ok(text)
+}
+
+/// What a constructed plugin tells about itself.
+fn describe(plugin: AnyPlugin) -> Result<String> {
+    let mut text = String::new();
+    match plugin {
+        AnyPlugin::Space(space) => {
+            let slots = call(space.slots())?.into_vec();
+            text.push_str(&format!(
+                "  architectures: {} ({} slots)\n",
+                space_size(&slots),
+                slots.len()
+            ));
+            for slot in &slots {
+                let options: Vec<&str> = slot.options.iter().map(|o| o.as_str()).collect();
+                text.push_str(&format!("    {}: {}\n", slot.name, options.join(", ")));
+            }
+            let first = Arch::new(vec![0; slots.len()]);
+            text.push_str(&format!("  first architecture: {}\n", call(space.format(&first))?));
+            text.push_str(&format!("  default groups: {}\n", call(space.default_groups())?));
+        }
+        AnyPlugin::Rule(rule) => {
+            let additive = call(rule.additive_in_series())?;
+            text.push_str(&format!("  additive in series: {}\n", if additive { "yes" } else { "no" }));
+        }
+        AnyPlugin::Splitter(splitter) => {
+            text.push_str(&format!("  reads: {:?}\n", call(splitter.key())?));
+        }
+        AnyPlugin::Sampler(sampler) => {
+            let state = call(sampler.save_state())?;
+            let state = if state.is_empty() { "none".to_string() } else { format!("`{state}`") };
+            text.push_str(&format!("  initial state: {state}\n"));
+        }
+        _ => bail!("a plugin of a kind this fewshot cannot show"),
+    }
+    Ok(text)
+}
+
+/// A call across the boundary, its error naming the plugin code that failed.
+fn call<T>(result: FfiResult<T>) -> Result<T> {
+    result.into_result().map_err(|e| anyhow!("{e}"))
 }

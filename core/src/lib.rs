@@ -5,3 +5,4 @@
 //! training, evaluation, evolutionary search, rank metrics and datasets.
 
 pub mod rng;
+pub mod metrics;

@@ -6,3 +6,5 @@
 
 pub mod rng;
 pub mod metrics;
+pub mod files;
+pub mod search;

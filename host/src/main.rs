@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 mod registry;
+mod report;
 
 /// Few-shot NAS: split a search space, train one supernet per subspace, search.
 #[derive(Parser, Debug)]
@@ -25,12 +26,15 @@ struct Cli {
 enum Command {
     /// List and check plugins.
     Plugins(commands::plugins::PluginsArgs),
+    /// Rank correlation of predicted accuracies with a ground-truth table.
+    Rank(commands::rank::RankArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let registry = registry::Registry::load(&cli.plugins)?;
     match &cli.command {
         Command::Plugins(args) => commands::plugins::run(args, &registry),
+        Command::Rank(args) => commands::rank::run(args),
     }
 }
 

@@ -275,14 +275,14 @@ pub fn group_histograms(path: &Path, title: &str, x_label: &str, groups: &[(Stri
         let root = root.titled(title, (FONT, 22))?;
         for (i, (panel, (label, values))) in root.split_evenly((groups.len(), 1)).iter().zip(groups).enumerate() {
             let counts = histogram(values, (lo, hi), bins);
-            let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.1;
+            let top = (*counts.iter().max().unwrap_or(&1) as f64 * 1.1).ceil().max(1.0) as u32;
             let caption = format!("subspace {label}: n = {}, median {:.2}", values.len(), median(values));
             let mut chart = ChartBuilder::on(panel)
                 .caption(caption, (FONT, 16))
                 .margin(10)
                 .x_label_area_size(if i + 1 == groups.len() { 45 } else { 25 })
                 .y_label_area_size(65)
-                .build_cartesian_2d(lo..hi, 0.0..top.max(1.0))?;
+                .build_cartesian_2d(lo..hi, 0..top)?;
             let mut mesh = chart.configure_mesh();
             mesh.y_desc("architectures").label_style((FONT, 13)).axis_desc_style((FONT, 14));
             if i + 1 == groups.len() {
@@ -292,7 +292,7 @@ pub fn group_histograms(path: &Path, title: &str, x_label: &str, groups: &[(Stri
             let c = color(i);
             chart.draw_series(counts.iter().enumerate().filter(|(_, &n)| n > 0).map(|(b, &n)| {
                 let x0 = lo + b as f64 * width;
-                Rectangle::new([(x0, 0.0), (x0 + width, n as f64)], c.mix(0.8).filled())
+                Rectangle::new([(x0, 0), (x0 + width, n as u32)], c.mix(0.8).filled())
             }))?;
         }
         Ok(())
@@ -309,10 +309,12 @@ pub fn training_curves(path: &Path, records: &[EpochRecord], labels: &[String]) 
     }
     check_finite("training curves", records.iter().flat_map(|r| &r.supernets).flat_map(|s| [&s.loss, &s.accuracy]))?;
     let name = |k: usize| labels.get(k).cloned().unwrap_or_else(|| format!("supernet {k}"));
-    let curve = |k: usize, value: fn(&super::SupernetEpoch) -> f64| -> Vec<(f64, f64)> {
-        records.iter().filter_map(|r| r.supernets.get(k).map(|s| (r.epoch as f64, value(s)))).collect()
+    let curve = |k: usize, value: fn(&super::SupernetEpoch) -> f64| -> Vec<(i64, f64)> {
+        records.iter().filter_map(|r| r.supernets.get(k).map(|s| (r.epoch as i64, value(s)))).collect()
     };
-    let epochs = padded_range(records.iter().map(|r| r.epoch as f64));
+    let (first, last) = records.iter().fold((u32::MAX, 0), |(lo, hi), r| (lo.min(r.epoch), hi.max(r.epoch)));
+    // Whole epochs on the axis, one spare on each side of a single epoch.
+    let epochs = if first == last { first as i64 - 1..last as i64 + 1 } else { first as i64..last as i64 };
     render(path, (1200, 520), |root| {
         let root = root.titled("Supernet training", (FONT, 22))?;
         let panels = root.split_evenly((1, 2));
@@ -405,10 +407,12 @@ pub fn comparison(path: &Path, plot: &Comparison) -> Result<()> {
             .x_label_area_size(50)
             .y_label_area_size(65)
             .build_cartesian_2d(Categories(n), ys.clone())?;
+        let value_format = |v: &f64| format!("{:.2}", if v.abs() < 1e-9 { 0.0 } else { *v });
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_label_formatter(&formatter)
+            .y_label_formatter(&value_format)
             .y_desc(plot.value_label.as_str())
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 16))
@@ -586,7 +590,8 @@ mod tests {
             assert_has(&texts, wanted);
         }
         // A single epoch still draws (points, no lines).
-        training_curves(&path, &records[..1], &[]).unwrap();
+        training_curves(&dir.join("one-epoch.svg"), &records[..1], &[]).unwrap();
+        assert_has(&svg_texts(&dir.join("one-epoch.svg")), "supernet 0");
         assert!(training_curves(&path, &[], &[]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -607,8 +612,8 @@ mod tests {
             assert_has(&texts, wanted);
         }
         let negative = Comparison { bars: vec![("a".into(), Some(-0.2)), ("b".into(), Some(0.3))], references: vec![], ..plot };
-        comparison(&path, &negative).unwrap();
-        assert_has(&svg_texts(&path), "-0.2000");
+        comparison(&dir.join("negative.svg"), &negative).unwrap();
+        assert_has(&svg_texts(&dir.join("negative.svg")), "-0.2000");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

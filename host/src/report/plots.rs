@@ -318,9 +318,13 @@ pub fn training_curves(path: &Path, records: &[EpochRecord], labels: &[String]) 
     render(path, (1200, 520), |root| {
         let root = root.titled("Supernet training", (FONT, 22))?;
         let panels = root.split_evenly((1, 2));
-        let metrics: [(&str, fn(&super::SupernetEpoch) -> f64); 2] =
-            [("loss", |s| s.loss), ("accuracy (%)", |s| s.accuracy)];
-        for (panel, (desc, value)) in panels.iter().zip(metrics) {
+        // Loss falls and accuracy rises: keep each legend clear of the curves' ends.
+        type Metric = (&'static str, fn(&super::SupernetEpoch) -> f64, SeriesLabelPosition);
+        let metrics: [Metric; 2] = [
+            ("loss", |s| s.loss, SeriesLabelPosition::UpperRight),
+            ("accuracy (%)", |s| s.accuracy, SeriesLabelPosition::LowerRight),
+        ];
+        for (panel, (desc, value, legend)) in panels.iter().zip(metrics) {
             let ys = padded_range(records.iter().flat_map(|r| &r.supernets).map(value));
             let mut chart = ChartBuilder::on(panel)
                 .margin(15)
@@ -338,7 +342,7 @@ pub fn training_curves(path: &Path, records: &[EpochRecord], labels: &[String]) 
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend)
                 .label_font((FONT, 13))
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)

@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use fewshot_core::{
     files::write_atomic,
-    metrics::{rank_report, Predictor, RankReport, DEFAULT_TOP_PERCENTS},
+    metrics::{rank_report, Predictor, RankReport},
 };
 use serde::Serialize;
 
@@ -43,7 +43,7 @@ pub struct RankArgs {
     #[arg(long)]
     group_column: Option<String>,
     /// Top-k sizes for overlap and precision, as percentages of the architectures.
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_TOP_PERCENTS.to_vec())]
+    #[arg(long, value_delimiter = ',', default_value = "1,5")]
     top_percent: Vec<f64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]

@@ -317,9 +317,10 @@ mod tests {
     fn empty_training_and_missing_baselines_are_said_plainly() {
         let report = rank_report(&[1.0, 2.0], None, Predictor { name: "supernet", values: &[2.0, 1.0] }, &[], &[50.0]);
         let mut md = Markdown::new("t");
-        md.training(&[], &[]).rank(&report, "subspace");
+        md.training(&[], &[]).rank(&report, "subspace").code("toml", "seed = 0\n");
         assert!(md.as_str().contains("No training metrics were recorded."));
         assert!(md.as_str().contains("No trivial predictors were available to compare with."));
+        assert!(md.as_str().ends_with("```toml\nseed = 0\n```\n\n"));
         assert_eq!(code_span("a`b"), "``a`b``");
     }
 }

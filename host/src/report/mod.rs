@@ -181,6 +181,14 @@ mod tests {
         assert_eq!(records[1].supernets[0], SupernetEpoch { loss: 1.5, accuracy: 40.0, steps: 10 });
         let err = parse_metrics_jsonl("{\"epoch\":0}\n{oops\n", "m.jsonl").unwrap_err();
         assert_eq!(err.to_string(), "m.jsonl: line 1: not a training metrics record");
+
+        let dir = std::env::temp_dir().join(format!("fewshot-jsonl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("metrics.jsonl"), text).unwrap();
+        assert_eq!(read_metrics_jsonl(&dir.join("metrics.jsonl")).unwrap(), records);
+        let missing = read_metrics_jsonl(&dir.join("missing.jsonl")).unwrap_err().to_string();
+        assert!(missing.starts_with("cannot read ") && missing.ends_with("missing.jsonl"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

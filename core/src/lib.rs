@@ -9,3 +9,6 @@ pub mod cost;
 pub mod plan;
 pub mod series;
 mod liveness;
+pub mod metrics;
+pub mod files;
+pub mod search;

@@ -10,6 +10,7 @@ mod conformance;
 mod elf;
 mod output;
 mod registry;
+mod report;
 
 /// Few-shot NAS: split a search space, train one supernet per subspace, search.
 #[derive(Parser, Debug)]
@@ -35,6 +36,8 @@ enum Command {
     Costs(commands::costs::CostsArgs),
     /// Speed benchmarks.
     Bench(commands::bench::BenchArgs),
+    /// Rank correlation of predicted accuracies with a ground-truth table.
+    Rank(commands::rank::RankArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -46,6 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Split(args) => commands::split::run(args, &registry()?),
         Command::Costs(args) => commands::costs::run(args, &registry()?),
         Command::Bench(args) => commands::bench::run(args, &registry()?),
+        Command::Rank(args) => commands::rank::run(args),
     }
 }
 

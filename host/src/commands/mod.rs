@@ -7,3 +7,4 @@ pub mod costs;
 pub mod pipeline;
 pub mod split;
 pub mod table;
+pub mod rank;

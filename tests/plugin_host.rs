@@ -112,8 +112,17 @@ fn built_ins_of_every_kind_are_listed() {
         }
         assert_eq!(row["origin"], "built-in");
     }
-    assert!(find(&rows, "space", "nb201").is_some(), "{rows:?}");
-    assert!(find(&rows, "sampler", "uniform").is_some(), "{rows:?}");
+    let builtins = [
+        ("space", ["nb201", "mobilenet"].as_slice()),
+        ("rule", &["enn", "total", "live"]),
+        ("splitter", &["nonlin", "none", "edge-op", "flops", "params", "random"]),
+        ("sampler", &["uniform", "sbs", "fair", "group-uniform"]),
+    ];
+    for (kind, names) in builtins {
+        for name in names {
+            assert!(find(&rows, kind, name).is_some(), "built-in {kind} {name} not listed: {rows:?}");
+        }
+    }
 }
 
 #[test]
@@ -196,7 +205,15 @@ fn the_example_library_passes_plugins_check() {
     for heading in ["space act-chain", "rule depth", "splitter parity", "sampler round-robin"] {
         assert!(out.lines().any(|l| l == heading), "no `{heading}` section:\n{out}");
     }
-    for check in ["text form round-trips", "deterministic on built-in nb201", "deterministic on act-chain", "state survives save and load"] {
+    for check in [
+        "text form round-trips",
+        "deterministic on built-in nb201",
+        "deterministic on act-chain",
+        "state survives save and load",
+        "plans built-in nb201",
+        "assigns every sampled architecture of act-chain",
+        "picks architectures of the subspaces it names on built-in nb201",
+    ] {
         assert!(out.lines().any(|l| l.starts_with(&format!("  PASS  {check}"))), "`{check}` did not pass:\n{out}");
     }
     assert!(!out.contains("FAIL"), "{out}");
@@ -228,6 +245,8 @@ fn plugins_check_reports_each_fault_of_the_faulty_library() {
     failed("space lossy", "parse rejects malformed text", "parse accepts");
     failed("space bad-graph", "supernet graph", "needs a feature vector input");
     failed("rule nondeterministic", "deterministic on built-in nb201", "not deterministic");
+    failed("splitter stray", "plans built-in nb201", "subspace 2");
+    failed("sampler mislabel", "picks architectures of the subspaces it names on built-in nb201", "belongs to subspace");
 }
 
 #[test]

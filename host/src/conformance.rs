@@ -8,10 +8,13 @@
 use std::{collections::HashSet, path::Path};
 
 use anyhow::{bail, Result};
-use fewshot_core::rng::Rng;
+use fewshot_core::{
+    plan::{Plan, PlanOptions},
+    rng::Rng,
+};
 use fewshot_sdk::{
     abi_stable::std_types::{RStr, RString},
-    ffi::{FfiResult, SpaceBox},
+    ffi::{FfiResult, SpaceBox, SplitterBox},
     graph::Shape,
     guard::CRASH_PREFIX,
     space_size, Arch, Graph, PluginKind, Slot,
@@ -64,24 +67,25 @@ pub fn check_library(path: &Path, options: &CheckOptions) -> Result<()> {
             library_spaces.push(sampled);
         }
     }
-    let mut rule_contexts = Vec::new();
+    let mut contexts = Vec::new();
     let builtin_nb201 = registry.find(PluginKind::Space, "nb201").is_some_and(|p| p.origin == Origin::Builtin);
-    if builtin_nb201 && !mine(PluginKind::Rule).is_empty() {
+    let needs_context = [PluginKind::Rule, PluginKind::Splitter, PluginKind::Sampler].iter().any(|&k| !mine(k).is_empty());
+    if builtin_nb201 && needs_context {
         let space = registry.space("nb201")?;
-        match SampledSpace::sample("built-in nb201", space, options) {
-            Ok(sampled) => rule_contexts.push(sampled),
+        match SampledSpace::sample("built-in nb201", "nb201", space, options) {
+            Ok(sampled) => contexts.push(sampled),
             Err(e) => bail!("the built-in nb201 space cannot be sampled: {e}"),
         }
     }
-    rule_contexts.extend(library_spaces);
+    contexts.extend(library_spaces);
     for plugin in mine(PluginKind::Rule) {
-        check_rule(&registry, plugin, &rule_contexts, &mut report)?;
+        check_rule(&registry, plugin, &contexts, &mut report)?;
     }
     for plugin in mine(PluginKind::Splitter) {
-        check_splitter(&registry, plugin, &mut report)?;
+        check_splitter(&registry, plugin, &contexts, options, &mut report)?;
     }
     for plugin in mine(PluginKind::Sampler) {
-        check_sampler(&registry, plugin, &mut report)?;
+        check_sampler(&registry, plugin, &contexts, options, &mut report)?;
     }
 
     report.line(&format!("\n{} checks: {} passed, {} failed", report.passed + report.failed, report.passed, report.failed))?;
@@ -157,6 +161,8 @@ fn with_defaults<T>(made: Result<T>) -> Result<(T, String), String> {
 /// A constructed space with a seeded sample of its valid architectures.
 struct SampledSpace {
     label: String,
+    /// The registry spec that constructs the space again.
+    spec: String,
     space: SpaceBox,
     slots: Vec<Slot>,
     /// Valid sampled architectures, in sampling order.
@@ -170,7 +176,7 @@ struct SampledSpace {
 impl SampledSpace {
     /// Draws `options.samples` architectures uniformly over the product of the slots and keeps
     /// those `validate` accepts.
-    fn sample(label: &str, space: SpaceBox, options: &CheckOptions) -> Result<SampledSpace, String> {
+    fn sample(label: &str, spec: &str, space: SpaceBox, options: &CheckOptions) -> Result<SampledSpace, String> {
         let slots = call(space.slots())?.into_vec();
         if slots.is_empty() || slots.iter().any(|s| s.options.is_empty()) {
             return Err("the space has an empty slot list or a slot without options".into());
@@ -188,7 +194,7 @@ impl SampledSpace {
                 }
             }
         }
-        Ok(SampledSpace { label: label.to_string(), space, slots, archs, drawn: options.samples, first_rejected })
+        Ok(SampledSpace { label: label.to_string(), spec: spec.to_string(), space, slots, archs, drawn: options.samples, first_rejected })
     }
 
     fn text(&self, arch: &Arch) -> String {
@@ -212,7 +218,7 @@ fn check_space(
     if slots.is_none() {
         return Ok(None);
     }
-    let sampled = SampledSpace::sample(&plugin.entry.name, space, options);
+    let sampled = SampledSpace::sample(&plugin.entry.name, &plugin.entry.name, space, options);
     let Some(sampled) = report.check("validate", sampled.and_then(|s| {
         let detail = format!("accepts {} of {} sampled architectures", s.archs.len(), s.drawn);
         match (&s.first_rejected, s.archs.is_empty()) {
@@ -403,21 +409,62 @@ fn check_rule(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace
     Ok(())
 }
 
-/// A splitter must construct with its default parameters and say what it reads. (Its plan —
-/// coverage of sampled architectures, sizes adding up — is checked once the planner runs it.)
-fn check_splitter(registry: &Registry, plugin: &Registered, report: &mut Report) -> Result<()> {
+/// A splitter must construct with its default parameters, and plan every context space: sizes
+/// that add up to the space's size, and a subspace for every sampled architecture, the same one
+/// when asked twice.
+fn check_splitter(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace], options: &CheckOptions, report: &mut Report) -> Result<()> {
     report.heading(&format!("splitter {}", plugin.entry.name))?;
-    let made = with_defaults(registry.splitter(&plugin.entry.name));
-    let Some(splitter) = report.check("constructs with default parameters", made)? else {
+    let fresh = || with_defaults(registry.splitter(&plugin.entry.name));
+    let Some(splitter) = report.check("constructs with default parameters", fresh())? else {
         return Ok(());
     };
     report.check("says what it reads", call(splitter.key()).map(|key| ((), format!("{key:?}"))))?;
+    drop(splitter);
+    for context in contexts {
+        let plan = fresh().and_then(|(splitter, _)| plan_on(registry, context, splitter, options));
+        let Some(plan) = report.check(&format!("plans {}", context.label), plan.and_then(|plan| {
+            let sum: u128 = plan.subspaces().iter().map(|s| s.size).sum();
+            if plan.exact() && sum != plan.total() {
+                return Err(format!("subspace sizes add up to {sum}, the space has {}", plan.total()));
+            }
+            let detail = format!(
+                "{} subspaces, sizes {} ({}) add up to {}",
+                plan.subspaces().len(),
+                plan.subspaces().iter().map(|s| s.size.to_string()).collect::<Vec<_>>().join(" / "),
+                plan.method().name(),
+                plan.total()
+            );
+            Ok((plan, detail))
+        }))?
+        else {
+            continue;
+        };
+        let covered = context.archs.iter().try_fold(0usize, |n, arch| {
+            let first = plan.info(arch).map_err(|e| format!("`{}`: {e}", context.text(arch)))?;
+            let again = plan.info(arch).map_err(|e| format!("`{}`: {e}", context.text(arch)))?;
+            if first.subspace as usize >= plan.subspaces().len() {
+                return Err(format!("`{}` was assigned to subspace {}, the plan has {}", context.text(arch), first.subspace, plan.subspaces().len()));
+            }
+            if first.subspace != again.subspace {
+                return Err(format!("not deterministic: `{}` went to subspace {}, then {}", context.text(arch), first.subspace, again.subspace));
+            }
+            Ok(n + 1)
+        });
+        report.check(
+            &format!("assigns every sampled architecture of {}", context.label),
+            covered.map(|n| ((), format!("{n} architectures, each to one existing subspace, the same twice"))),
+        )?;
+    }
     Ok(())
 }
 
-/// A sampler must construct with its default parameters, and a fresh one must accept the state
-/// another saved. (Its picks are checked once the planner gives it subspaces to draw from.)
-fn check_sampler(registry: &Registry, plugin: &Registered, report: &mut Report) -> Result<()> {
+/// Steps a sampler is run for on each context space.
+const SAMPLER_STEPS: usize = 200;
+
+/// A sampler must construct with its default parameters, accept the state another saved, and
+/// on every context space (split by the built-in `nonlin` splitter) pick only architectures of
+/// the subspaces it names.
+fn check_sampler(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace], options: &CheckOptions, report: &mut Report) -> Result<()> {
     report.heading(&format!("sampler {}", plugin.entry.name))?;
     let fresh = || with_defaults(registry.sampler(&plugin.entry.name));
     let Some(sampler) = report.check("constructs with default parameters", fresh())? else {
@@ -433,5 +480,35 @@ fn check_sampler(registry: &Registry, plugin: &Registered, report: &mut Report) 
         Ok(((), if state.is_empty() { "stateless".to_string() } else { format!("state `{state}`") }))
     });
     report.check("state survives save and load", restored)?;
+    for context in contexts {
+        let result = registry
+            .splitter("nonlin")
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|splitter| plan_on(registry, context, splitter, options))
+            .and_then(|plan| {
+                let (mut sampler, _) = fresh()?;
+                let mut drawer = plan.drawer(Rng::stream(options.seed, "plugins-check-sampler"));
+                let mut per_subspace = vec![0usize; plan.subspaces().len()];
+                for step in 0..SAMPLER_STEPS {
+                    let picks = drawer.step(&mut sampler).map_err(|e| format!("step {step}: {e}"))?;
+                    if picks.is_empty() {
+                        return Err(format!("step {step} picked nothing to train"));
+                    }
+                    for pick in picks {
+                        per_subspace[pick.subspace as usize] += 1;
+                    }
+                }
+                let counts: Vec<String> = per_subspace.iter().map(usize::to_string).collect();
+                Ok(((), format!("{SAMPLER_STEPS} steps, picks per subspace {}", counts.join(" / "))))
+            });
+        report.check(&format!("picks architectures of the subspaces it names on {}", context.label), result)?;
+    }
     Ok(())
+}
+
+/// Plans a context space with the built-in `enn` rule and the given splitter.
+fn plan_on(registry: &Registry, context: &SampledSpace, splitter: SplitterBox, options: &CheckOptions) -> Result<Plan, String> {
+    let space = registry.space(&context.spec).map_err(|e| format!("{e:#}"))?;
+    let rule = registry.rule("enn").map_err(|e| format!("{e:#}"))?;
+    Plan::build(space, rule, splitter, PlanOptions { seed: options.seed, ..PlanOptions::default() })
 }

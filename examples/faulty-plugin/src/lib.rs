@@ -7,7 +7,9 @@
 //! - `panicky-slots` (space): constructs, then panics when asked for its slots;
 //! - `lossy` (space): its text form drops the last slot and its parser accepts anything;
 //! - `bad-graph` (space): its supernet graph puts a linear layer on a feature map;
-//! - `nondeterministic` (rule): returns a different count on every call.
+//! - `nondeterministic` (rule): returns a different count on every call;
+//! - `stray` (splitter): announces two subspaces but sends some architectures to a third;
+//! - `mislabel` (sampler): draws from one subspace and claims another.
 //!
 //! The environment variable `FEWSHOT_FAULTY_MODE` breaks the library as a whole:
 //! `panic-in-entries` makes listing its plugins panic; `clash-with-builtin` adds a space named
@@ -16,7 +18,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use fewshot_sdk::{
-    Arch, CountingRule, Graph, GraphBuilder, Params, PluginEntry, SearchSpace, Slot, Subnet, Width,
+    Arch, ArchDraw, ArchMetrics, CountingRule, Graph, GraphBuilder, Params, Pick, PlanContext,
+    PluginEntry, Sampler, SearchSpace, Slot, SplitKey, Splitter, Subnet, SubspaceLabel, Width,
 };
 
 /// A valid little space of three slots with three options each, used by the broken variants.
@@ -164,6 +167,31 @@ impl CountingRule for Nondeterministic {
     }
 }
 
+struct Stray;
+
+impl Splitter for Stray {
+    fn key(&self) -> SplitKey {
+        SplitKey::Arch
+    }
+
+    fn prepare(&mut self, _ctx: &PlanContext) -> Result<Vec<SubspaceLabel>, String> {
+        Ok(["first", "second"].iter().map(|l| SubspaceLabel { label: (*l).into() }).collect())
+    }
+
+    fn assign(&self, arch: &Arch, _metrics: &ArchMetrics) -> Result<u32, String> {
+        Ok(arch.as_slice().first().copied().unwrap_or(0) % 3)
+    }
+}
+
+struct Mislabel;
+
+impl Sampler for Mislabel {
+    fn step(&mut self, draw: &mut dyn ArchDraw) -> Result<Vec<Pick>, String> {
+        let last = draw.subspaces().saturating_sub(1);
+        Ok(vec![Pick { subspace: 0, arch: draw.draw(last)? }])
+    }
+}
+
 fn entries() -> Vec<PluginEntry> {
     let mode = std::env::var("FEWSHOT_FAULTY_MODE").unwrap_or_default();
     if mode == "panic-in-entries" {
@@ -193,6 +221,12 @@ fn entries() -> Vec<PluginEntry> {
         }),
         PluginEntry::rule("nondeterministic", "Faulty: a different count on every call", "", |_: &Params| {
             Ok(Nondeterministic { calls: AtomicU32::new(0) })
+        }),
+        PluginEntry::splitter("stray", "Faulty: assigns architectures to a subspace it never announced", "", |_: &Params| {
+            Ok(Stray)
+        }),
+        PluginEntry::sampler("mislabel", "Faulty: names a different subspace than it drew from", "", |_: &Params| {
+            Ok(Mislabel)
         }),
     ];
     if mode == "clash-with-builtin" {

@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn conv_linear_and_norm_costs_by_hand() {
         let mut g = GraphBuilder::new();
-        let x = g.input(3, 8, 8);
+        let x = g.input(Width::fixed(3), 8, 8);
         let c = g.when(0, 1, |g| g.conv(x, Width::scaled(4), 3, 2));
         let b = g.when(0, 1, |g| g.batch_norm(c));
         let d = g.when(1, 0, |g| g.when(0, 1, |g| g.depthwise_conv(b, Width::scaled(4), 3, 1)));

@@ -229,7 +229,7 @@ const CHAIN_OPTIONS: [&str; 4] = ["conv", "relu-conv", "relu-relu", "identity"];
 impl Chain {
     fn graph(&self) -> Graph {
         let mut g = GraphBuilder::new();
-        let input = g.input(4, 8, 8);
+        let input = g.input(Width::fixed(4), 8, 8);
         let mut x = input;
         let mut branches = Vec::new();
         for slot in 0..self.layers {

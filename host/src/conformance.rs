@@ -241,7 +241,7 @@ fn check_space(
     let supernet = report.check("supernet graph", call(sampled.space.supernet_graph()).and_then(|g| check_graph(g, &sampled.slots, &[1.0, 2.0])))?;
     let counting = report.check(
         "counting graph",
-        call(sampled.space.counting_graph()).and_then(|g| check_graph(g, &sampled.slots, &[1.0])),
+        call(sampled.space.counting_graph()).and_then(|g| check_graph(g, &sampled.slots, &[1.0, 2.0])),
     )?;
     if let Some(supernet) = &supernet {
         report.check("subnet graphs", check_subnets(&sampled, supernet))?;

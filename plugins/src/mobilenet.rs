@@ -245,7 +245,7 @@ impl SearchSpace for MobileNetSpace {
 
     fn supernet_graph(&self) -> Graph {
         let mut g = GraphBuilder::new();
-        let x = g.input(3, self.resolution, self.resolution);
+        let x = g.input(Width::fixed(3), self.resolution, self.resolution);
         let stem = g.scope("stem", |g| {
             let c = g.conv(x, Width::scaled(STEM), 3, 2);
             let b = g.batch_norm(c);
@@ -268,7 +268,7 @@ impl SearchSpace for MobileNetSpace {
     fn counting_graph(&self) -> Graph {
         let mut g = GraphBuilder::new();
         let side = self.stem_resolution();
-        let x = g.input(FIRST_BLOCK_OUT, side, side);
+        let x = g.input(Width::scaled(FIRST_BLOCK_OUT), side, side);
         let out = self.searchable(&mut g, x);
         g.finish(out)
     }

@@ -184,7 +184,7 @@ impl SearchSpace for Nb201Space {
 
     fn supernet_graph(&self) -> Graph {
         let mut g = GraphBuilder::new();
-        let x = g.input(3, self.resolution, self.resolution);
+        let x = g.input(Width::fixed(3), self.resolution, self.resolution);
         let base = self.channels;
         let mut x = g.scope("stem", |g| {
             let c = g.conv(x, Width::scaled(base), 3, 1);
@@ -211,7 +211,7 @@ impl SearchSpace for Nb201Space {
     fn counting_graph(&self) -> Graph {
         let mut g = GraphBuilder::new();
         let width = Width::scaled(self.channels);
-        let x = g.input(self.channels, self.resolution, self.resolution);
+        let x = g.input(width, self.resolution, self.resolution);
         let out = g.scope("cell", |g| self.cell(g, x, width));
         g.finish(out)
     }

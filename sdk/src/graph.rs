@@ -137,8 +137,9 @@ impl Activation {
 pub enum Op {
     /// The image input (exactly one, node 0).
     Input {
-        /// Channels (3 for RGB).
-        channels: u32,
+        /// Channels (`Width::fixed(3)` for RGB images; a scaled width when the graph starts
+        /// at a feature map, e.g. a counting graph that is one cell).
+        channels: Width,
         /// Height in pixels.
         height: u32,
         /// Width in pixels.
@@ -398,7 +399,7 @@ impl Graph {
             };
             let shape = match op {
                 Op::Input { channels, height, width } => {
-                    Shape::Map { channels: *channels, height: *height, width: *width }
+                    Shape::Map { channels: channels.resolve(divisor), height: *height, width: *width }
                 }
                 Op::Conv { out, kernel, stride, padding, groups, .. } => {
                     let (c, h, w) = map_in()?;
@@ -574,7 +575,7 @@ impl<'a> Subnet<'a> {
 /// use fewshot_sdk::graph::{GraphBuilder, Width};
 /// use fewshot_sdk::Activation;
 /// let mut g = GraphBuilder::new();
-/// let x = g.input(3, 32, 32);
+/// let x = g.input(Width::fixed(3), 32, 32);
 /// let y = g.scope("stem", |g| {
 ///     let c = g.conv(x, Width::scaled(16), 3, 1);
 ///     g.batch_norm(c)
@@ -633,8 +634,8 @@ impl GraphBuilder {
         out
     }
 
-    /// The image input (must be the first node).
-    pub fn input(&mut self, channels: u32, height: u32, width: u32) -> NodeId {
+    /// The input (must be the first node): `Width::fixed(3)` for RGB images.
+    pub fn input(&mut self, channels: Width, height: u32, width: u32) -> NodeId {
         self.push("input", Op::Input { channels, height, width }, &[])
     }
 

@@ -119,7 +119,7 @@ impl SearchSpace for ActChain {
 
     fn supernet_graph(&self) -> Graph {
         let mut g = GraphBuilder::new();
-        let input = g.input(3, 32, 32);
+        let input = g.input(Width::fixed(3), 32, 32);
         let mut x = g.scope("stem", |g| {
             let c = g.conv(input, Width::scaled(self.channels), 3, 1);
             g.batch_norm(c)
@@ -139,7 +139,7 @@ impl SearchSpace for ActChain {
     /// The searchable layers alone: the stem and head add the same count to every subnet.
     fn counting_graph(&self) -> Graph {
         let mut g = GraphBuilder::new();
-        let mut x = g.input(self.channels, 32, 32);
+        let mut x = g.input(Width::scaled(self.channels), 32, 32);
         for slot in 0..self.layers {
             x = g.scope(&format!("layer{slot}"), |g| self.layer(g, slot, x));
         }

@@ -32,7 +32,7 @@ fn slots() -> Vec<Slot> {
 
 fn chain(linear_too_early: bool) -> Graph {
     let mut g = GraphBuilder::new();
-    let input = g.input(3, 8, 8);
+    let input = g.input(Width::fixed(3), 8, 8);
     let mut x = g.conv(input, Width::scaled(8), 3, 1);
     if linear_too_early {
         x = g.linear(x, Width::fixed(10), true);

@@ -5,3 +5,8 @@
 //! training, evaluation, evolutionary search, rank metrics and datasets.
 
 pub mod rng;
+pub mod backend;
+pub mod supernet;
+pub mod optim;
+pub mod step;
+pub mod kernels;

@@ -25,12 +25,16 @@ struct Cli {
 enum Command {
     /// List and check plugins.
     Plugins(commands::plugins::PluginsArgs),
+    /// Speed benchmarks.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let registry = registry::Registry::load(&cli.plugins)?;
     match &cli.command {
         Command::Plugins(args) => commands::plugins::run(args, &registry),
+        Command::Bench(command) => commands::bench::run(command, &registry),
     }
 }
 

@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
 pub mod plugins;
+pub mod bench;
+pub mod bench_step;

@@ -785,3 +785,173 @@ fn batch_norm<B: SupernetOps>(x: Tensor<B, 4>, bn: &mut BnStats<B>, node: usize)
         },
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use burn::tensor::{Tensor, TensorData};
+    use fewshot_sdk::{Activation, GraphBuilder, SearchSpace, Slot, Width};
+
+    use super::*;
+    use crate::{
+        backend::CpuBackend,
+        optim::{IdleParams, SgdConfig},
+        step::StepEngine,
+    };
+
+    type B = CpuBackend;
+
+    /// A small space: stem, then one slot choosing {ReLU-conv3x3-BN, avg pool, zero, sigmoid}
+    /// on a residual branch, then a second slot {conv1x1 with bias, identity}; BN, ReLU, pool,
+    /// linear.
+    pub(crate) fn small_space() -> (Graph, Vec<Slot>) {
+        let mut g = GraphBuilder::new();
+        let x = g.input(3, 8, 8);
+        let stem = g.scope("stem", |g| {
+            let c = g.conv(x, Width::scaled(8), 3, 1);
+            g.batch_norm(c)
+        });
+        let a = g.when(0, 0, |g| {
+            g.scope("conv", |g| {
+                let r = g.activation(stem, Activation::Relu);
+                let c = g.conv(r, Width::scaled(8), 3, 1);
+                g.batch_norm(c)
+            })
+        });
+        let b = g.when(0, 1, |g| g.avg_pool(stem, 3, 1, 1, false));
+        let z = g.when(0, 2, |g| g.zero(stem));
+        let s = g.when(0, 3, |g| g.activation(z, Activation::Sigmoid));
+        let sum = g.add(&[stem, a, b, s]);
+        let c = g.when(1, 0, |g| {
+            g.push("pw", Op::Conv { out: Width::scaled(8), kernel: 1, stride: 1, padding: 0, groups: 1, bias: true }, &[sum])
+        });
+        let d = g.when(1, 1, |g| g.identity(sum));
+        let mixed = g.add(&[c, d]);
+        let out = g.scope("head", |g| {
+            let b = g.batch_norm(mixed);
+            let r = g.activation(b, Activation::Relu);
+            let p = g.global_avg_pool(r);
+            g.linear(p, Width::fixed(10), true)
+        });
+        let slots = vec![
+            Slot::new("branch", &["conv", "pool", "zero", "sigmoid"]),
+            Slot::new("mix", &["pw", "identity"]),
+        ];
+        (g.finish(out), slots)
+    }
+
+    pub(crate) fn images(n: usize, c: usize, hw: usize, seed: u64) -> Tensor<B, 4> {
+        let mut rng = Rng::new(seed);
+        let values: Vec<f32> = (0..n * c * hw * hw).map(|_| rng.normal() as f32).collect();
+        Tensor::from_data(TensorData::new(values, [c, n, hw, hw]), &Default::default())
+    }
+
+    fn param_named(layout: &SupernetLayout, name: &str) -> ParamId {
+        layout.params().iter().position(|p| p.name == name).unwrap_or_else(|| panic!("no param {name}"))
+    }
+
+    #[test]
+    fn small_supernet_has_one_parameter_set_per_candidate_op() {
+        let (graph, slots) = small_space();
+        let layout = SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap();
+        let names: Vec<&str> = layout.params().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["stem.conv.weight", "conv.conv.weight", "pw.weight", "pw.bias", "head.linear.weight", "head.linear.bias"]);
+        assert_eq!(layout.params()[0].shape, vec![4, 3, 3, 3], "width 8 at divisor 2");
+        assert_eq!(layout.params()[4].shape, vec![10, 4]);
+        assert_eq!(layout.classes(), 10);
+        let affine = SupernetLayout::new(&graph, &slots, 1.0, NormMode::Affine).unwrap();
+        assert_eq!(affine.params().len(), 6 + 3 * 2, "scale and shift for each of the 3 BNs");
+    }
+
+    #[test]
+    fn forward_gives_logits_and_skips_inactive_ops() {
+        let (graph, slots) = small_space();
+        let layout = Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap());
+        let nets = Supernets::<B>::new(layout.clone(), 2, 7, &Default::default());
+        for arch in [[0, 0], [1, 1], [2, 0], [3, 1]] {
+            let logits = nets.logits(1, &arch, images(5, 3, 8, 1), &mut BnStats::Batch);
+            assert_eq!(logits.dims(), [5, 10]);
+            assert!(tensor_to_vec(logits).iter().all(|v| v.is_finite()));
+        }
+        let used = layout.used_params(&[1, 1]);
+        let used: Vec<&str> = layout.params().iter().zip(used).filter(|(_, u)| *u).map(|(p, _)| p.name.as_str()).collect();
+        assert_eq!(used, ["stem.conv.weight", "head.linear.weight", "head.linear.bias"]);
+    }
+
+    #[test]
+    fn only_the_sampled_ops_get_gradients_and_move() {
+        let (graph, slots) = small_space();
+        let layout = Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap());
+        let nets = Supernets::<B>::new(layout.clone(), 2, 3, &Default::default());
+        let before = nets.to_host();
+        let mut engine = StepEngine::new(nets, SgdConfig::default(), 0.0);
+        let labels: Vec<u32> = (0..6).map(|i| i % 10).collect();
+        engine.step(images(6, 3, 8, 2), &labels, &[(0, vec![1, 1])], 0.1).unwrap();
+        let after = engine.nets.to_host();
+        let used = layout.used_params(&[1, 1]);
+        for (id, p) in layout.params().iter().enumerate() {
+            let moved = before[0][id] != after[0][id];
+            assert_eq!(moved, used[id], "{} moved={moved}", p.name);
+            assert_eq!(before[1][id], after[1][id], "supernet 1 was not trained");
+        }
+    }
+
+    #[test]
+    fn frozen_idle_params_stay_put_and_decay_mode_keeps_moving_them() {
+        let (graph, slots) = small_space();
+        let layout = Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap());
+        let conv = param_named(&layout, "conv.conv.weight");
+        let labels: Vec<u32> = (0..6).map(|i| i % 10).collect();
+        for idle in [IdleParams::Frozen, IdleParams::Decay] {
+            let nets = Supernets::<B>::new(layout.clone(), 1, 3, &Default::default());
+            let sgd = SgdConfig { idle, ..SgdConfig::default() };
+            let mut engine = StepEngine::new(nets, sgd, 0.0);
+            engine.step(images(6, 3, 8, 2), &labels, &[(0, vec![0, 1])], 0.1).unwrap();
+            let after_use = engine.nets.to_host()[0][conv].clone();
+            engine.step(images(6, 3, 8, 3), &labels, &[(0, vec![1, 1])], 0.1).unwrap();
+            let after_idle = engine.nets.to_host()[0][conv].clone();
+            match idle {
+                IdleParams::Frozen => assert_eq!(after_use, after_idle, "an unsampled op must not move"),
+                IdleParams::Decay => assert_ne!(after_use, after_idle, "the reference keeps decaying used params"),
+            }
+        }
+    }
+
+    #[test]
+    fn absent_branches_follow_the_graph_semantics() {
+        let (graph, slots) = small_space();
+        let layout = Arc::new(SupernetLayout::new(&graph, &slots, 1.0, NormMode::Plain).unwrap());
+        let nets = Supernets::<B>::new(layout.clone(), 1, 5, &Default::default());
+        let x = images(4, 3, 8, 9);
+        // Zero on the branch and identity after: the sum is the stem alone.
+        let zero = tensor_to_vec(nets.logits(0, &[2, 1], x.clone(), &mut BnStats::Batch));
+        // The sigmoid of the zero branch is a constant 0.5 everywhere, which BN removes again.
+        let sigmoid = tensor_to_vec(nets.logits(0, &[3, 1], x, &mut BnStats::Batch));
+        for (a, b) in zero.iter().zip(&sigmoid) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn nb201_supernet_at_divisor_two() {
+        let space = fewshot_plugins::nb201::Nb201Space::default();
+        let graph = space.supernet_graph();
+        let layout = Arc::new(SupernetLayout::new(&graph, &space.slots(), 2.0, NormMode::Plain).unwrap());
+        let c = 8usize;
+        assert_eq!(layout.num_scalars(), 6580 * c * c + 67 * c + 10, "the reference count (efs-nas.md §1.3) at C=8");
+        assert_eq!(layout.input_dims(), [3, 32, 32]);
+        let nets = Supernets::<B>::new(layout.clone(), 1, 1, &Default::default());
+        let all_conv3 = [3u32; 6];
+        let logits = nets.logits(0, &all_conv3, images(2, 3, 32, 4), &mut BnStats::Batch);
+        assert_eq!(logits.dims(), [2, 10]);
+        let used = layout.used_params(&all_conv3);
+        for (p, u) in layout.params().iter().zip(&used) {
+            assert_eq!(*u, !p.name.contains("nor_conv_1x1"), "{}", p.name);
+        }
+        // A trash architecture (no live path) yields the classifier bias for every image.
+        let trash = [0u32, 0, 1, 0, 0, 1];
+        let logits = tensor_to_vec(nets.logits(0, &trash, images(2, 3, 32, 4), &mut BnStats::Batch));
+        assert_eq!(logits[..10], logits[10..]);
+    }
+}

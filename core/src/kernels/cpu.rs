@@ -772,6 +772,116 @@ impl Kernels for Flex {
 }
 
 #[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{generic_act, generic_bn, generic_gap, generic_pool, vjp};
+    use burn::tensor::Tensor;
+
+    fn random(shape: [usize; 4], seed: u64) -> FlexTensor {
+        let mut rng = crate::rng::Rng::new(seed);
+        let n = shape.iter().product();
+        tensor((0..n).map(|_| rng.normal() as f32).collect(), shape)
+    }
+
+    fn close(a: &FlexTensor, b: &FlexTensor, what: &str) {
+        assert_eq!(a.layout().shape(), b.layout().shape(), "{what}: shapes");
+        let (a, b) = (values(a), values(b));
+        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+            assert!((x - y).abs() <= 2e-4 * scale, "{what}: element {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn convolutions_match_the_generic_implementation() {
+        let cases = [
+            ([4, 3, 7, 7], 5, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true }),
+            ([4, 3, 7, 7], 6, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: false }),
+            ([3, 5, 8, 6], 4, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 1, relu_input: true }),
+            ([3, 5, 8, 6], 4, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 1, relu_input: false }),
+            ([4, 2, 9, 9], 8, ConvSpec { kernel: 3, stride: 2, padding: 1, groups: 1, relu_input: true }),
+            ([2, 3, 8, 8], 3, ConvSpec { kernel: 5, stride: 1, padding: 2, groups: 1, relu_input: false }),
+            ([2, 3, 6, 6], 4, ConvSpec { kernel: 1, stride: 2, padding: 0, groups: 1, relu_input: false }),
+            ([4, 2, 6, 6], 4, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 4, relu_input: false }),
+        ];
+        for (i, (xs, cout, spec)) in cases.into_iter().enumerate() {
+            let x = random(xs, i as u64);
+            let w = random([cout, xs[0] / spec.groups, spec.kernel, spec.kernel], 100 + i as u64);
+            let y = Flex::conv_forward(x.clone(), w.clone(), spec);
+            let want = into_prim(generic_conv::<Flex>(from_prim(x.clone()), from_prim(w.clone()), spec));
+            close(&y, &want, &format!("conv forward {spec:?}"));
+            let dy = random(dims(&y), 200 + i as u64);
+            let (dx, dw) = Flex::conv_backward(x.clone(), w.clone(), dy.clone(), spec);
+            let [dx_want, dw_want] =
+                vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
+            close(&dx, &dx_want, &format!("conv dx {spec:?}"));
+            close(&dw, &dw_want, &format!("conv dw {spec:?}"));
+        }
+    }
+
+    #[test]
+    fn batch_norm_matches_the_generic_implementation() {
+        let x = random([3, 4, 5, 5], 1);
+        let (y, mean, inv_std) = Flex::bn_forward(x.clone());
+        let (yw, mw, iw) = generic_bn::<Flex>(from_prim(x.clone()));
+        close(&y, &into_prim(yw), "bn y");
+        close(&mean, &into_prim(mw), "bn mean");
+        close(&inv_std, &into_prim(iw), "bn inv_std");
+        let dy = random([3, 4, 5, 5], 2);
+        let dx = Flex::bn_backward(y, inv_std, dy.clone());
+        let [want] = vjp::<Flex, 4, 1>([x], dy, |v| generic_bn(v[0].clone()).0);
+        close(&dx, &want, "bn dx");
+    }
+
+    #[test]
+    fn pooling_matches_the_generic_implementation() {
+        let specs = [
+            PoolSpec { average: true, kernel: 3, stride: 1, padding: 1, count_include_pad: false },
+            PoolSpec { average: true, kernel: 3, stride: 1, padding: 1, count_include_pad: true },
+            PoolSpec { average: true, kernel: 2, stride: 2, padding: 0, count_include_pad: true },
+            PoolSpec { average: true, kernel: 3, stride: 2, padding: 1, count_include_pad: false },
+            PoolSpec { average: false, kernel: 3, stride: 2, padding: 1, count_include_pad: false },
+            PoolSpec { average: false, kernel: 3, stride: 1, padding: 1, count_include_pad: false },
+        ];
+        for (i, spec) in specs.into_iter().enumerate() {
+            let x = random([2, 3, 7, 8], 10 + i as u64);
+            let y = Flex::pool_forward(x.clone(), spec);
+            close(&y, &into_prim(generic_pool::<Flex>(from_prim(x.clone()), spec)), &format!("pool {spec:?}"));
+            let dy = random(dims(&y), 20 + i as u64);
+            let dx = Flex::pool_backward(x.clone(), dy.clone(), spec);
+            let [want] = vjp::<Flex, 4, 1>([x], dy, |v| generic_pool(v[0].clone(), spec));
+            close(&dx, &want, &format!("pool backward {spec:?}"));
+        }
+    }
+
+    #[test]
+    fn activations_and_global_pool_match_the_generic_implementation() {
+        let x = random([2, 3, 4, 5], 3);
+        let dy = random([2, 3, 4, 5], 4);
+        for kind in Activation::ALL {
+            let y = Flex::act_forward(kind, x.clone());
+            close(&y, &into_prim(generic_act::<Flex, 4>(kind, from_prim(x.clone()))), kind.name());
+            let dx = Flex::act_backward(kind, x.clone(), dy.clone());
+            let [want] = vjp::<Flex, 4, 1>([x.clone()], dy.clone(), |v| generic_act(kind, v[0].clone()));
+            close(&dx, &want, &format!("{} backward", kind.name()));
+        }
+        let g = Flex::gap_forward(x.clone());
+        let want: Tensor<Flex, 2> = generic_gap(from_prim(x.clone()));
+        close(&g, &into_prim(want), "global pool");
+        let dg = random([3, 2, 1, 1], 5);
+        let dg = tensor(values(&dg).to_vec(), [3, 2]);
+        let dx = Flex::gap_backward(dg.clone(), [2, 3, 4, 5]);
+        let want = {
+            let leaf = Tensor::<burn::backend::Autodiff<Flex>, 4>::from_inner(from_prim(x)).require_grad();
+            let out = generic_gap(leaf.clone());
+            let grads = (out * Tensor::from_inner(from_prim(dg))).sum().backward();
+            into_prim(leaf.grad(&grads).unwrap())
+        };
+        close(&dx, &want, "global pool backward");
+    }
+}
+
+#[cfg(test)]
 mod timing {
     use super::*;
     use std::time::Instant;

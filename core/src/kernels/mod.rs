@@ -118,7 +118,7 @@ pub(crate) fn generic_conv<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>, spec: C
 }
 
 /// Generic batch-statistics normalisation in CNHW: (y, mean [C], 1/std [C]).
-fn generic_bn<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+pub(crate) fn generic_bn<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
     let [c, _, _, _] = x.dims();
     let mean = x.clone().mean_dims(&[1, 2, 3]);
     let centred = x - mean.clone();
@@ -128,7 +128,7 @@ fn generic_bn<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 1>, Tenso
     (y, mean.reshape([c]), inv_std.reshape([c]))
 }
 
-fn generic_pool<B: Backend>(x: Tensor<B, 4>, s: PoolSpec) -> Tensor<B, 4> {
+pub(crate) fn generic_pool<B: Backend>(x: Tensor<B, 4>, s: PoolSpec) -> Tensor<B, 4> {
     let x = x.swap_dims(0, 1);
     let y = if s.average {
         avg_pool2d(x, [s.kernel; 2], [s.stride; 2], [s.padding; 2], s.count_include_pad, false)
@@ -138,7 +138,7 @@ fn generic_pool<B: Backend>(x: Tensor<B, 4>, s: PoolSpec) -> Tensor<B, 4> {
     y.swap_dims(0, 1)
 }
 
-fn generic_act<B: Backend, const D: usize>(kind: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+pub(crate) fn generic_act<B: Backend, const D: usize>(kind: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
     match kind {
         Activation::Relu => activation::relu(x),
         Activation::Relu6 => x.clamp(0.0, 6.0),
@@ -150,7 +150,7 @@ fn generic_act<B: Backend, const D: usize>(kind: Activation, x: Tensor<B, D>) ->
     }
 }
 
-fn generic_gap<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+pub(crate) fn generic_gap<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
     let [c, n, h, w] = x.dims();
     x.reshape([c, n, h * w]).mean_dim(2).reshape([c, n]).transpose()
 }

@@ -10,3 +10,4 @@ pub mod supernet;
 pub mod optim;
 pub mod step;
 pub mod kernels;
+pub mod data;

@@ -11,3 +11,6 @@ pub mod optim;
 pub mod step;
 pub mod kernels;
 pub mod data;
+pub mod checkpoint;
+pub mod train;
+pub mod evaluate;

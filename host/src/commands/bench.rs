@@ -1,4 +1,4 @@
-//! `fewshot bench`: speed benchmarks of the pipeline's stages.
+//! `fewshot bench`: speed benchmarks of the pipeline's stages (planning, the training step).
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -19,11 +19,15 @@ pub enum BenchCommand {
     /// Split planning and architecture sampling: NB201 plan, exact MobileNet sizes, sampler
     /// throughput.
     Plan(BenchPlanArgs),
+    /// Time the SBS training step of the reference workload (K NB201 supernets, one subnet per
+    /// supernet per step, losses summed, one SGD update) and print the median ms/step.
+    Step(super::bench_step::StepArgs),
 }
 
 /// Runs `fewshot bench`.
 pub fn run(args: &BenchArgs, registry: &Registry) -> Result<()> {
     match &args.command {
         BenchCommand::Plan(a) => bench_plan::run(a, registry),
+        BenchCommand::Step(a) => super::bench_step::run(a, registry),
     }
 }

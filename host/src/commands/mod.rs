@@ -8,3 +8,4 @@ pub mod pipeline;
 pub mod split;
 pub mod table;
 pub mod rank;
+pub mod bench_step;

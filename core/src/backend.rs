@@ -1,0 +1,165 @@
+//! Compute backends and device selection.
+//!
+//! The engine is generic over burn's [`Backend`]; [`EngineBackend`] is the set of backends this
+//! build can run on: the pure-Rust `flex` CPU backend always, CUDA with the `cuda` cargo feature.
+//! Code that trains or evaluates is written once as a [`BackendJob`] and run on the device the
+//! user picked with [`run_on`], which instantiates it for the matching backend.
+//!
+//! burn-cuda panics on its first tensor operation when no CUDA driver can be loaded, so
+//! [`run_on`] first probes the driver (`dlopen libcuda.so.1`) and returns a clear error instead.
+
+use std::{fmt, str::FromStr};
+
+use crate::kernels::{Kernels, SupernetOps};
+
+/// The CPU backend: burn-flex (gemm + rayon + SIMD).
+pub type CpuBackend = burn::backend::Flex;
+
+/// The CUDA backend (cargo feature `cuda`).
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda;
+
+/// A backend this build can run the engine on: it has the supernet kernels, directly and
+/// under autodiff.
+pub trait EngineBackend: Kernels + SupernetOps {
+    /// Short name for messages and logs (`flex`, `cuda`).
+    const NAME: &'static str;
+}
+
+impl EngineBackend for CpuBackend {
+    const NAME: &'static str = "flex";
+}
+
+#[cfg(feature = "cuda")]
+impl EngineBackend for CudaBackend {
+    const NAME: &'static str = "cuda";
+}
+
+/// Where to compute, as given on the command line: `cpu`, `cuda` or `cuda:N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    /// The CPU (flex backend).
+    #[default]
+    Cpu,
+    /// The CUDA GPU with this index.
+    Cuda(usize),
+}
+
+impl FromStr for Device {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Device, String> {
+        let text = text.trim().to_ascii_lowercase();
+        match text.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" | "gpu" => Ok(Device::Cuda(0)),
+            _ => match text.strip_prefix("cuda:") {
+                Some(index) => index
+                    .parse()
+                    .map(Device::Cuda)
+                    .map_err(|_| format!("bad device `{text}`: the GPU index must be a number, e.g. cuda:0")),
+                None => Err(format!("unknown device `{text}` (expected cpu, cuda or cuda:N)")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// Work generic over the backend: [`run_on`] calls `run` with the backend of the chosen device.
+pub trait BackendJob {
+    /// What the job returns.
+    type Output;
+    /// Runs the job on backend `B` and its device.
+    fn run<B: EngineBackend>(self, device: B::Device) -> Self::Output;
+}
+
+/// Runs `job` on `device`. Fails with a clear message when the device is not usable: CUDA asked
+/// for in a build without the `cuda` feature, or no CUDA driver on this machine.
+pub fn run_on<J: BackendJob>(device: Device, job: J) -> Result<J::Output, String> {
+    match device {
+        Device::Cpu => Ok(job.run::<CpuBackend>(Default::default())),
+        Device::Cuda(index) => run_cuda(index, job),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn run_cuda<J: BackendJob>(index: usize, job: J) -> Result<J::Output, String> {
+    probe_cuda()?;
+    Ok(job.run::<CudaBackend>(burn::backend::cuda::CudaDevice::new(index)))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_cuda<J: BackendJob>(index: usize, _job: J) -> Result<J::Output, String> {
+    Err(format!(
+        "device cuda:{index} asked for, but this fewshot was built without CUDA support \
+         (rebuild with `cargo build --release --features cuda`)"
+    ))
+}
+
+/// Sets the number of CPU threads the flex backend (rayon's global pool) uses. Must be called
+/// before the first tensor operation; fails when the pool already exists.
+pub fn set_cpu_threads(threads: usize) -> Result<(), String> {
+    if threads == 0 {
+        return Err("the number of threads must be positive".into());
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| format!("cannot set {threads} CPU threads: {e}"))
+}
+
+/// The number of CPU threads the flex backend uses.
+pub fn cpu_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Checks that the CUDA driver library can be loaded, so that burn-cuda does not panic on its
+/// first operation.
+#[cfg(feature = "cuda")]
+pub fn probe_cuda() -> Result<(), String> {
+    // SAFETY: loading the CUDA driver library runs its initialisers, which is what burn-cuda
+    // itself does next; nothing is called through the handle.
+    match unsafe { libloading::Library::new("libcuda.so.1") } {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "no CUDA driver found (cannot load libcuda.so.1: {e}); use --device cpu, or run on a \
+             machine with an NVIDIA GPU and driver"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
+        assert_eq!("CUDA".parse::<Device>(), Ok(Device::Cuda(0)));
+        assert_eq!("cuda:3".parse::<Device>(), Ok(Device::Cuda(3)));
+        assert!("cuda:x".parse::<Device>().unwrap_err().contains("number"));
+        assert!("tpu".parse::<Device>().unwrap_err().contains("unknown device"));
+        assert_eq!(Device::Cuda(2).to_string(), "cuda:2");
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_a_clear_error() {
+        struct Nothing;
+        impl BackendJob for Nothing {
+            type Output = ();
+            fn run<B: EngineBackend>(self, _device: B::Device) {}
+        }
+        let err = run_on(Device::Cuda(0), Nothing).unwrap_err();
+        assert!(err.contains("without CUDA support"), "{err}");
+        assert!(run_on(Device::Cpu, Nothing).is_ok());
+    }
+}

@@ -1,0 +1,176 @@
+//! Estimating subnet accuracy with trained supernets.
+//!
+//! [`EvalSet`] turns a dataset into tensors once (fixed order, no augmentation, normalised),
+//! so that evaluating thousands of architectures only runs forward passes. Evaluation uses the
+//! inner backend (no autodiff) and, like the reference, BatchNorm with the statistics of each
+//! evaluation batch (the reference uses batches of 512). With BN recalibration, each
+//! architecture first runs `N` training batches to accumulate per-BN-node statistics (mean of
+//! the batch means and of the unbiased batch variances), and is then evaluated with those.
+
+use burn::tensor::{Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::{
+    backend::EngineBackend,
+    data::{batch_indices, make_batch, Dataset},
+    step::count_correct,
+    supernet::{tensor_to_vec, BnStats, RunningStats, Supernets},
+};
+
+/// A dataset as ready-made batches on a device.
+pub struct EvalSet<B: EngineBackend> {
+    batches: Vec<(Tensor<B, 4>, Vec<u32>)>,
+    images: usize,
+}
+
+impl<B: EngineBackend> EvalSet<B> {
+    /// All of `data` in dataset order, in batches of `batch_size` (a final single image is
+    /// dropped: batch statistics need two).
+    pub fn new(data: &Dataset, batch_size: usize, device: &B::Device) -> Self {
+        let order: Vec<usize> = (0..data.len()).collect();
+        Self::from_indices(data, &order, batch_size, device)
+    }
+
+    /// The first `batches` batches of `data` in a seeded order (for BN recalibration).
+    pub fn sample(data: &Dataset, batches: usize, batch_size: usize, seed: u64, device: &B::Device) -> Self {
+        let mut order = crate::data::epoch_order(data.len(), seed, usize::MAX);
+        order.truncate(batches * batch_size);
+        Self::from_indices(data, &order, batch_size, device)
+    }
+
+    fn from_indices(data: &Dataset, order: &[usize], batch_size: usize, device: &B::Device) -> Self {
+        let batches: Vec<(Tensor<B, 4>, Vec<u32>)> = batch_indices(order, batch_size)
+            .into_iter()
+            .map(|indices| {
+                let batch = make_batch(data, &indices, None);
+                (Tensor::from_data(TensorData::new(batch.pixels, batch.dims), device), batch.labels)
+            })
+            .collect();
+        let images = batches.iter().map(|b| b.1.len()).sum();
+        EvalSet { batches, images }
+    }
+
+    /// Images evaluated.
+    pub fn images(&self) -> usize {
+        self.images
+    }
+
+    /// Number of batches.
+    pub fn batches(&self) -> usize {
+        self.batches.len()
+    }
+}
+
+/// Evaluates subnets of trained supernets.
+pub struct Evaluator<'a, B: EngineBackend> {
+    nets: &'a Supernets<B>,
+    data: &'a EvalSet<B>,
+    recalibrate: Option<&'a EvalSet<B>>,
+}
+
+impl<'a, B: EngineBackend> Evaluator<'a, B> {
+    /// Evaluation on `data` with batch statistics.
+    pub fn new(nets: &'a Supernets<B>, data: &'a EvalSet<B>) -> Self {
+        Evaluator { nets, data, recalibrate: None }
+    }
+
+    /// Recalibrates BatchNorm statistics on `train` batches for every architecture first.
+    pub fn with_recalibration(mut self, train: &'a EvalSet<B>) -> Self {
+        self.recalibrate = Some(train);
+        self
+    }
+
+    /// Top-1 accuracy (%) of architecture `arch` of subspace `subspace`.
+    pub fn accuracy(&self, subspace: u32, arch: &[u32]) -> Result<f64, String> {
+        let k = subspace as usize;
+        if k >= self.nets.count() {
+            return Err(format!("subspace {subspace} does not exist (there are {} supernets)", self.nets.count()));
+        }
+        self.nets.layout().check_arch(arch)?;
+        if self.data.images == 0 {
+            return Err("the evaluation set is empty".into());
+        }
+        let mut bn = match self.recalibrate {
+            None => BnStats::Batch,
+            Some(train) => {
+                let mut record = BnStats::Record(RunningStats::new());
+                for (x, _) in &train.batches {
+                    let _ = self.nets.logits(k, arch, x.clone(), &mut record);
+                }
+                match record {
+                    BnStats::Record(stats) => BnStats::Fixed(stats),
+                    _ => unreachable!(),
+                }
+            }
+        };
+        let classes = self.nets.layout().classes();
+        let mut correct = 0;
+        for (x, labels) in &self.data.batches {
+            let logits = tensor_to_vec(self.nets.logits(k, arch, x.clone(), &mut bn));
+            correct += count_correct(&logits, labels, classes);
+        }
+        Ok(100.0 * correct as f64 / self.data.images as f64)
+    }
+
+    /// Accuracies of many (subspace, architecture) pairs, in order, with an optional progress
+    /// bar on stderr.
+    pub fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: bool) -> Result<Vec<f64>, String> {
+        let bar = if progress {
+            let bar = ProgressBar::with_draw_target(Some(pairs.len() as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+                    .expect("valid progress template")
+                    .progress_chars("=> "),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        };
+        let mut out = Vec::with_capacity(pairs.len());
+        for (k, arch) in pairs {
+            out.push(self.accuracy(*k, arch)?);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{
+        backend::CpuBackend,
+        data::builtin,
+        train::{tests::{source, tiny_run}, train, TrainRun},
+    };
+
+    #[test]
+    fn trained_supernets_beat_chance_on_the_built_in_data() {
+        let (train_set, test_set) = builtin(600, 200, [3, 8, 8]).unwrap();
+        let device = Default::default();
+        let dir = std::env::temp_dir().join(format!("fewshot-eval-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut run = TrainRun { ..tiny_run(&dir, 4, Arc::new(train_set.clone())) };
+        run.config.schedule = crate::optim::LrSchedule::CosineEpoch { base: 0.1, min: 0.01 };
+        let trained = train::<CpuBackend>(run, &mut source(3), &device).unwrap();
+        let test = EvalSet::<CpuBackend>::new(&test_set, 100, &device);
+        assert_eq!((test.images(), test.batches()), (200, 2));
+        let evaluator = Evaluator::new(&trained.nets, &test);
+        let pairs: Vec<(u32, Vec<u32>)> = vec![(0, vec![0, 0]), (1, vec![1, 1]), (0, vec![0, 1])];
+        let accuracies = evaluator.accuracy_many(&pairs, false).unwrap();
+        assert!(accuracies.iter().all(|&a| a > 25.0), "well above the 10% of chance: {accuracies:?}");
+        assert_eq!(evaluator.accuracy(0, &[0, 0]).unwrap(), accuracies[0], "deterministic");
+
+        let calibration = EvalSet::<CpuBackend>::sample(&train_set, 3, 50, 0, &device);
+        assert_eq!(calibration.images(), 150);
+        let recalibrated = Evaluator::new(&trained.nets, &test).with_recalibration(&calibration);
+        let a = recalibrated.accuracy(0, &[0, 0]).unwrap();
+        assert!(a > 25.0, "{a}");
+        assert!(evaluator.accuracy(5, &[0, 0]).unwrap_err().contains("subspace 5"));
+        assert!(evaluator.accuracy(0, &[9, 0]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

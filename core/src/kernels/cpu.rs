@@ -1,0 +1,937 @@
+//! Direct CPU kernels for the flex backend (f32, CNHW feature maps).
+//!
+//! Convolutions are im2col + `gemm` over blocks of images: one matrix product per block, the
+//! block sized so its column buffer stays in cache. Blocks run in parallel on rayon's pool.
+//! Every reduction (weight gradients, batch statistics) is split the same way whatever the
+//! number of threads and summed in a fixed order, so results are bit-for-bit reproducible.
+
+use std::borrow::Cow;
+
+use burn::tensor::{ops::FloatTensor, DType, TensorData};
+use burn_flex::FlexTensor;
+use fewshot_sdk::Activation;
+use rayon::prelude::*;
+
+use super::{
+    from_prim, generic_conv, into_prim,
+    matmul::{broadcast, dot_grid, View, ViewMut},
+    ConvSpec, Kernels, PoolSpec,
+};
+use crate::backend::CpuBackend;
+
+type Flex = CpuBackend;
+
+/// Target size of one block's column buffer, in floats (256 KiB: about one core's L2 share).
+const BLOCK_FLOATS: usize = 64 * 1024;
+
+/// A raw output pointer shared by parallel blocks that write disjoint parts.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: every parallel user writes a disjoint region.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    assert_eq!(t.dtype(), DType::F32, "fewshot kernels compute in f32");
+    match t.as_slice::<f32>() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().expect("contiguous").to_vec()),
+    }
+}
+
+fn dims<const D: usize>(t: &FlexTensor) -> [usize; D] {
+    let shape = t.layout().shape();
+    let mut out = [0; D];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = shape[i];
+    }
+    out
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// Sum of a slice, in f32 lanes within 1024-element blocks and f64 across blocks (fast and
+/// accurate on long rows).
+fn sum(xs: &[f32]) -> f64 {
+    xs.chunks(1024).map(|b| lanes_sum(b, |x| x) as f64).sum()
+}
+
+fn lanes_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = xs.chunks_exact(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            acc[i] += f(c[i]);
+        }
+    }
+    let mut total: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    for a in acc {
+        total += a;
+    }
+    total
+}
+
+fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut ca = a.chunks_exact(16);
+    let mut cb = b.chunks_exact(16);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut total: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for v in acc {
+        total += v;
+    }
+    total
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.chunks(1024).zip(b.chunks(1024)).map(|(x, y)| lanes_dot(x, y) as f64).sum()
+}
+
+/// The output columns `ow` whose input column `ow·stride + offset` lies in `0..width`.
+fn valid_range(out: usize, width: usize, stride: usize, offset: isize) -> (usize, usize) {
+    let s = stride as isize;
+    let lo = if offset >= 0 { 0 } else { ((-offset) + s - 1) / s };
+    let hi = (width as isize - offset + s - 1).div_euclid(s).clamp(0, out as isize);
+    (lo.min(hi) as usize, hi as usize)
+}
+
+/// Geometry of one convolution.
+#[derive(Clone, Copy)]
+struct ConvGeom {
+    cin: usize,
+    n: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    ho: usize,
+    wo: usize,
+    spec: ConvSpec,
+}
+
+impl ConvGeom {
+    fn new(x: [usize; 4], w: [usize; 4], spec: ConvSpec) -> Self {
+        ConvGeom {
+            cin: x[0],
+            n: x[1],
+            h: x[2],
+            w: x[3],
+            cout: w[0],
+            ho: spec.out_size(x[2]),
+            wo: spec.out_size(x[3]),
+            spec,
+        }
+    }
+
+    /// Rows of the column matrix.
+    fn rows(&self) -> usize {
+        self.cin * self.spec.kernel * self.spec.kernel
+    }
+
+    fn out_plane(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// A 1×1, stride-1, unpadded convolution reads its input as the column matrix itself.
+    fn pointwise(&self) -> bool {
+        self.spec.kernel == 1 && self.spec.stride == 1 && self.spec.padding == 0
+    }
+
+    /// Images per block: the column buffer near [`BLOCK_FLOATS`], and at least 4 blocks when
+    /// the batch allows (for parallelism). Depends only on shapes, never on thread count.
+    fn block(&self) -> usize {
+        let per_image = (self.rows() * self.out_plane()).max(1);
+        let by_cache = (BLOCK_FLOATS / per_image).max(1);
+        by_cache.min(self.n.div_ceil(4)).max(1)
+    }
+
+    /// Same-size stride-1 convolution (`out = in`): shifted input planes are flat copies.
+    fn same_size(&self) -> bool {
+        self.spec.stride == 1 && self.ho == self.h && self.wo == self.w
+    }
+
+    /// Fills `col` (`rows × nb·out_plane`) for images `n0..n0+nb` of `x`.
+    fn im2col(&self, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
+        let k = self.spec.kernel;
+        let width = nb * self.out_plane();
+        for ci in 0..self.cin {
+            for nl in 0..nb {
+                let plane = &x[(ci * self.n + n0 + nl) * self.in_plane()..][..self.in_plane()];
+                for kh in 0..k {
+                    for kw in 0..k {
+                        let row = &mut col[((ci * k + kh) * k + kw) * width..][..width];
+                        let out = &mut row[nl * self.out_plane()..][..self.out_plane()];
+                        if self.same_size() {
+                            self.shifted_plane(plane, out, kh, kw);
+                        } else {
+                            self.gathered_plane(plane, out, kh, kw);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out[oh, ow] = relu?(x[oh + kh − p, ow + kw − p])` (zero outside) for a same-size conv:
+    /// one flat copy, then the rows and columns that fell outside are zeroed.
+    fn shifted_plane(&self, x: &[f32], out: &mut [f32], kh: usize, kw: usize) {
+        let (h, w) = (self.h as isize, self.w as isize);
+        let pad = self.spec.padding as isize;
+        let (dr, dc) = (kh as isize - pad, kw as isize - pad);
+        let row_lo = (-dr).clamp(0, h);
+        let row_hi = (h - dr).clamp(row_lo, h);
+        let start = row_lo * w + (-dc).max(0);
+        let end = (row_hi * w - dc.max(0)).max(start);
+        out[..start as usize].fill(0.0);
+        out[end as usize..].fill(0.0);
+        let shift = dr * w + dc;
+        let src = &x[(start + shift) as usize..(end + shift) as usize];
+        let dst = &mut out[start as usize..end as usize];
+        if self.spec.relu_input {
+            for (o, &v) in dst.iter_mut().zip(src) {
+                *o = v.max(0.0);
+            }
+        } else {
+            dst.copy_from_slice(src);
+        }
+        // Columns that wrapped around to the neighbouring row.
+        if dc != 0 {
+            for r in row_lo..row_hi {
+                let row = &mut out[(r * w) as usize..((r + 1) * w) as usize];
+                if dc > 0 {
+                    row[(w - dc).max(0) as usize..].fill(0.0);
+                } else {
+                    row[..(-dc).min(w) as usize].fill(0.0);
+                }
+            }
+        }
+    }
+
+    /// The general (strided or size-changing) version of [`ConvGeom::shifted_plane`].
+    fn gathered_plane(&self, x: &[f32], out: &mut [f32], kh: usize, kw: usize) {
+        let (s, pad) = (self.spec.stride, self.spec.padding as isize);
+        let relu = self.spec.relu_input;
+        let (lo, hi) = valid_range(self.wo, self.w, s, kw as isize - pad);
+        for oh in 0..self.ho {
+            let out = &mut out[oh * self.wo..][..self.wo];
+            let ih = (oh * s) as isize + kh as isize - pad;
+            if ih < 0 || ih >= self.h as isize || lo >= hi {
+                out.fill(0.0);
+                continue;
+            }
+            let src = &x[ih as usize * self.w..][..self.w];
+            out[..lo].fill(0.0);
+            out[hi..].fill(0.0);
+            let first = ((lo * s) as isize + kw as isize - pad) as usize;
+            for (j, o) in out[lo..hi].iter_mut().enumerate() {
+                let v = src[first + j * s];
+                *o = if relu { v.max(0.0) } else { v };
+            }
+        }
+    }
+
+    /// Adds `col` (`rows × nb·out_plane`) back into images `n0..n0+nb` of `dx`.
+    ///
+    /// # Safety
+    /// `dx` must point at a full `[cin, n, h, w]` buffer; the images `n0..n0+nb` must not be
+    /// written concurrently by anyone else.
+    unsafe fn col2im(&self, col: &[f32], n0: usize, nb: usize, dx: SharedMut) {
+        let (k, s, pad) = (self.spec.kernel, self.spec.stride, self.spec.padding as isize);
+        let width = nb * self.out_plane();
+        for ci in 0..self.cin {
+            for kh in 0..k {
+                for kw in 0..k {
+                    let row = &col[((ci * k + kh) * k + kw) * width..][..width];
+                    let (lo, hi) = valid_range(self.wo, self.w, s, kw as isize - pad);
+                    if lo >= hi {
+                        continue;
+                    }
+                    for nl in 0..nb {
+                        let plane = dx.ptr().add((ci * self.n + n0 + nl) * self.in_plane());
+                        for oh in 0..self.ho {
+                            let ih = (oh * s) as isize + kh as isize - pad;
+                            if ih < 0 || ih >= self.h as isize {
+                                continue;
+                            }
+                            let src = &row[(nl * self.ho + oh) * self.wo..][lo..hi];
+                            let first = ((lo * s) as isize + kw as isize - pad) as usize;
+                            let dst = plane.add(ih as usize * self.w + first);
+                            if s == 1 {
+                                let dst = std::slice::from_raw_parts_mut(dst, hi - lo);
+                                for (d, &v) in dst.iter_mut().zip(src) {
+                                    *d += v;
+                                }
+                            } else {
+                                for (j, &v) in src.iter().enumerate() {
+                                    *dst.add(j * s) += v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The column matrix of a block as a gemm operand (pointer, row stride, column stride):
+    /// the input itself for a plain pointwise conv, else `col` after filling it.
+    fn columns(&self, x: &[f32], n0: usize, nb: usize, col: &mut Vec<f32>) -> View {
+        let width = nb * self.out_plane();
+        if self.pointwise() && !self.spec.relu_input {
+            return View { ptr: x[n0 * self.in_plane()..].as_ptr(), row_stride: self.n * self.in_plane() };
+        }
+        col.resize(self.rows() * width, 0.0);
+        self.im2col(x, n0, nb, col);
+        View { ptr: col.as_ptr(), row_stride: width }
+    }
+}
+
+fn conv_forward(x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
+    let plane = g.out_plane();
+    let mut y = vec![0f32; g.cout * g.n * plane];
+    let out = SharedMut(y.as_mut_ptr());
+    let nb = g.block();
+    let blocks: Vec<usize> = (0..g.n).step_by(nb).collect();
+    blocks.par_iter().for_each_init(Vec::new, |col, &n0| {
+        let nb = nb.min(g.n - n0);
+        let cols = g.columns(x, n0, nb, col);
+        // SAFETY: block n0 writes columns n0·plane.. of every output row only.
+        unsafe {
+            broadcast(
+                g.cout,
+                nb * plane,
+                g.rows(),
+                ViewMut { ptr: out.ptr().add(n0 * plane), row_stride: g.n * plane },
+                View { ptr: w.as_ptr(), row_stride: g.rows() },
+                cols,
+                false,
+            );
+        }
+    });
+    y
+}
+
+/// The kernel of the transposed convolution: `w'[ci, co, kh, kw] = w[co, ci, k−1−kh, k−1−kw]`.
+fn flipped_transpose(w: &[f32], cout: usize, cin: usize, k: usize) -> Vec<f32> {
+    let mut out = vec![0f32; w.len()];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for kh in 0..k {
+                for kw in 0..k {
+                    out[((ci * cout + co) * k + kh) * k + kw] = w[((co * cin + ci) * k + (k - 1 - kh)) * k + (k - 1 - kw)];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom) -> (Vec<f32>, Vec<f32>) {
+    let plane = g.out_plane();
+    let rows = g.rows();
+    let k = g.spec.kernel;
+    // A same-size stride-1 conv with an odd kernel: dX is the forward conv of dY with the
+    // flipped, transposed kernel (no scatter-add needed).
+    let via_flip = !g.pointwise() && g.same_size() && k % 2 == 1 && g.spec.padding == k / 2;
+    let mut dx = if via_flip {
+        let flip_geom = ConvGeom {
+            cin: g.cout,
+            cout: g.cin,
+            spec: ConvSpec { relu_input: false, ..g.spec },
+            ..g
+        };
+        conv_forward(dy, &flipped_transpose(w, g.cout, g.cin, k), flip_geom)
+    } else {
+        vec![0f32; g.cin * g.n * g.in_plane()]
+    };
+    let dx_ptr = SharedMut(dx.as_mut_ptr());
+    let nb = g.block();
+    let blocks: Vec<usize> = (0..g.n).step_by(nb).collect();
+    // Wᵀ as a row-major [rows, cout] matrix.
+    let wt: Vec<f32> = (0..rows * g.cout).map(|i| w[(i % g.cout) * rows + i / g.cout]).collect();
+    let partials: Vec<Vec<f32>> = blocks
+        .par_iter()
+        .map_init(
+            || (Vec::new(), Vec::new()),
+            |(col, dcol), &n0| {
+                let nb = nb.min(g.n - n0);
+                let width = nb * plane;
+                let dy_block = View { ptr: dy[n0 * plane..].as_ptr(), row_stride: g.n * plane };
+                let mut dw = vec![0f32; g.cout * rows];
+                // SAFETY: all views lie inside their buffers; dw and dcol are private to this
+                // block; dx is written only for this block's images.
+                unsafe {
+                    let cols = g.columns(x, n0, nb, col);
+                    // dW = dY · colᵀ
+                    dot_grid(g.cout, rows, width, ViewMut { ptr: dw.as_mut_ptr(), row_stride: rows }, dy_block, cols, false);
+                    let wt = View { ptr: wt.as_ptr(), row_stride: g.cout };
+                    if g.pointwise() {
+                        // dX = Wᵀ · dY, straight into dx.
+                        let dst = ViewMut { ptr: dx_ptr.ptr().add(n0 * g.in_plane()), row_stride: g.n * g.in_plane() };
+                        broadcast(g.cin, width, g.cout, dst, wt, dy_block, false);
+                    } else if !via_flip {
+                        dcol.resize(rows * width, 0.0);
+                        let dst = ViewMut { ptr: dcol.as_mut_ptr(), row_stride: width };
+                        broadcast(rows, width, g.cout, dst, wt, dy_block, false);
+                        g.col2im(dcol, n0, nb, dx_ptr);
+                    }
+                    if g.spec.relu_input {
+                        for ci in 0..g.cin {
+                            let start = (ci * g.n + n0) * g.in_plane();
+                            let len = nb * g.in_plane();
+                            let d = std::slice::from_raw_parts_mut(dx_ptr.ptr().add(start), len);
+                            for (d, &v) in d.iter_mut().zip(&x[start..start + len]) {
+                                if v <= 0.0 {
+                                    *d = 0.0;
+                                }
+                            }
+                        }
+                    }
+                }
+                dw
+            },
+        )
+        .collect();
+    let mut dw = vec![0f32; g.cout * rows];
+    for part in partials {
+        for (a, b) in dw.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    (dx, dw)
+}
+
+
+/// Batch statistics per channel row: (y, mean, 1/std).
+fn bn_forward(x: &[f32], channels: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let len = x.len() / channels;
+    let mut y = vec![0f32; x.len()];
+    let stats: Vec<(f32, f32)> = y
+        .par_chunks_mut(len)
+        .zip(x.par_chunks(len))
+        .map(|(y, x)| {
+            let mean = (sum(x) / len as f64) as f32;
+            let var: f64 = x
+                .chunks(1024)
+                .map(|b| lanes_sum(b, |v| (v - mean) * (v - mean)) as f64)
+                .sum::<f64>()
+                / len as f64;
+            let inv_std = (1.0 / (var + crate::supernet::BN_EPS).sqrt()) as f32;
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = (v - mean) * inv_std;
+            }
+            (mean, inv_std)
+        })
+        .collect();
+    let (mean, inv_std) = stats.into_iter().unzip();
+    (y, mean, inv_std)
+}
+
+/// `dx = inv_std · (dy − mean(dy) − y · mean(dy · y))` per channel row.
+fn bn_backward(y: &[f32], inv_std: &[f32], dy: &[f32]) -> Vec<f32> {
+    let channels = inv_std.len();
+    let len = y.len() / channels;
+    let mut dx = vec![0f32; y.len()];
+    dx.par_chunks_mut(len)
+        .zip(y.par_chunks(len).zip(dy.par_chunks(len)))
+        .zip(inv_std.par_iter())
+        .for_each(|((dx, (y, dy)), &inv_std)| {
+            let mean_dy = (sum(dy) / len as f64) as f32;
+            let mean_dy_y = (dot(dy, y) / len as f64) as f32;
+            for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(y) {
+                *d = inv_std * (g - mean_dy - v * mean_dy_y);
+            }
+        });
+    dx
+}
+
+/// Splits an element-wise job into fixed 64 Ki-element pieces run in parallel.
+const PIECE: usize = 64 * 1024;
+
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+fn gelu_grad(x: f32) -> f32 {
+    let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+    let pdf = (-0.5 * x * x).exp() * 0.398_942_3;
+    cdf + x * pdf
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn act_forward(kind: Activation, x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(y, x)| {
+        let it = y.iter_mut().zip(x);
+        match kind {
+            Activation::Relu => it.for_each(|(o, &v)| *o = v.max(0.0)),
+            Activation::Relu6 => it.for_each(|(o, &v)| *o = v.clamp(0.0, 6.0)),
+            Activation::Tanh => it.for_each(|(o, &v)| *o = v.tanh()),
+            Activation::Gelu => it.for_each(|(o, &v)| *o = gelu(v)),
+            Activation::Sigmoid => it.for_each(|(o, &v)| *o = sigmoid(v)),
+            Activation::Silu => it.for_each(|(o, &v)| *o = v * sigmoid(v)),
+            other => unreachable!("activation {other:?} is rejected when the layout is built"),
+        }
+    });
+    y
+}
+
+fn act_backward(kind: Activation, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(PIECE)
+        .zip(x.par_chunks(PIECE).zip(dy.par_chunks(PIECE)))
+        .for_each(|(dx, (x, dy))| {
+            let it = dx.iter_mut().zip(x.iter().zip(dy));
+            match kind {
+                Activation::Relu => it.for_each(|(d, (&v, &g))| *d = if v > 0.0 { g } else { 0.0 }),
+                Activation::Relu6 => {
+                    it.for_each(|(d, (&v, &g))| *d = if v > 0.0 && v < 6.0 { g } else { 0.0 })
+                }
+                Activation::Tanh => it.for_each(|(d, (&v, &g))| {
+                    let t = v.tanh();
+                    *d = g * (1.0 - t * t)
+                }),
+                Activation::Gelu => it.for_each(|(d, (&v, &g))| *d = g * gelu_grad(v)),
+                Activation::Sigmoid => it.for_each(|(d, (&v, &g))| {
+                    let s = sigmoid(v);
+                    *d = g * s * (1.0 - s)
+                }),
+                Activation::Silu => it.for_each(|(d, (&v, &g))| {
+                    let s = sigmoid(v);
+                    *d = g * s * (1.0 + v * (1.0 - s))
+                }),
+                other => unreachable!("activation {other:?} is rejected when the layout is built"),
+            }
+        });
+    dx
+}
+
+/// The input rows `[lo, hi)` a pooling window starting at `o·stride − padding` covers.
+fn window(o: usize, spec: &PoolSpec, size: usize) -> (usize, usize) {
+    let start = (o * spec.stride) as isize - spec.padding as isize;
+    let lo = start.max(0) as usize;
+    let hi = ((start + spec.kernel as isize).min(size as isize)).max(0) as usize;
+    (lo, hi.max(lo))
+}
+
+/// A same-size average pool (stride 1, odd window, padding half the window): a separable
+/// box sum, then a per-position scale.
+fn is_box(spec: &PoolSpec) -> bool {
+    spec.average && spec.stride == 1 && spec.kernel % 2 == 1 && spec.padding == spec.kernel / 2
+}
+
+/// `1 / count` of every output position of a same-size average pool.
+fn box_scale(h: usize, w: usize, spec: &PoolSpec) -> Vec<f32> {
+    let r = spec.kernel / 2;
+    let covered = |i: usize, n: usize| (i + r).min(n - 1) + 1 - i.saturating_sub(r);
+    let mut scale = vec![0f32; h * w];
+    for i in 0..h {
+        for j in 0..w {
+            let count = if spec.count_include_pad { spec.kernel * spec.kernel } else { covered(i, h) * covered(j, w) };
+            scale[i * w + j] = 1.0 / count as f32;
+        }
+    }
+    scale
+}
+
+/// `out = scale · boxsum(x)` over one plane with a `(2r+1)²` window, zero outside.
+fn box_plane(x: &[f32], out: &mut [f32], tmp: &mut Vec<f32>, h: usize, w: usize, r: usize, scale: &[f32]) {
+    tmp.clear();
+    tmp.extend_from_slice(x);
+    for (row, src) in tmp.chunks_exact_mut(w).zip(x.chunks_exact(w)) {
+        for d in 1..=r.min(w - 1) {
+            for (t, &v) in row[d..].iter_mut().zip(&src[..w - d]) {
+                *t += v;
+            }
+            for (t, &v) in row[..w - d].iter_mut().zip(&src[d..]) {
+                *t += v;
+            }
+        }
+    }
+    for i in 0..h {
+        let out_row = &mut out[i * w..(i + 1) * w];
+        out_row.copy_from_slice(&tmp[i * w..(i + 1) * w]);
+        for d in 1..=r {
+            if i >= d {
+                for (o, &v) in out_row.iter_mut().zip(&tmp[(i - d) * w..(i - d + 1) * w]) {
+                    *o += v;
+                }
+            }
+            if i + d < h {
+                for (o, &v) in out_row.iter_mut().zip(&tmp[(i + d) * w..(i + d + 1) * w]) {
+                    *o += v;
+                }
+            }
+        }
+        for (o, &s) in out_row.iter_mut().zip(&scale[i * w..(i + 1) * w]) {
+            *o *= s;
+        }
+    }
+}
+
+fn pool_forward(x: &[f32], planes: usize, h: usize, w: usize, spec: PoolSpec) -> Vec<f32> {
+    if is_box(&spec) {
+        let scale = box_scale(h, w, &spec);
+        let mut y = vec![0f32; planes * h * w];
+        y.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).for_each_init(Vec::new, |tmp, (y, x)| {
+            box_plane(x, y, tmp, h, w, spec.kernel / 2, &scale);
+        });
+        return y;
+    }
+    let (ho, wo) = (spec.out_size(h), spec.out_size(w));
+    let mut y = vec![0f32; planes * ho * wo];
+    y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
+        for oh in 0..ho {
+            let (r0, r1) = window(oh, &spec, h);
+            for ow in 0..wo {
+                let (c0, c1) = window(ow, &spec, w);
+                let out = &mut y[oh * wo + ow];
+                if spec.average {
+                    let mut s = 0.0;
+                    for r in r0..r1 {
+                        for v in &x[r * w + c0..r * w + c1] {
+                            s += v;
+                        }
+                    }
+                    let count = if spec.count_include_pad { spec.kernel * spec.kernel } else { (r1 - r0) * (c1 - c0) };
+                    *out = s / count.max(1) as f32;
+                } else {
+                    let mut m = f32::NEG_INFINITY;
+                    for r in r0..r1 {
+                        for &v in &x[r * w + c0..r * w + c1] {
+                            if v > m {
+                                m = v;
+                            }
+                        }
+                    }
+                    *out = m;
+                }
+            }
+        }
+    });
+    y
+}
+
+fn pool_backward(x: &[f32], dy: &[f32], planes: usize, h: usize, w: usize, spec: PoolSpec) -> Vec<f32> {
+    if is_box(&spec) {
+        // The window is symmetric, so the transposed box sum is the box sum of dy / count.
+        let scale = box_scale(h, w, &spec);
+        let ones = vec![1f32; h * w];
+        let mut dx = vec![0f32; planes * h * w];
+        dx.par_chunks_mut(h * w).zip(dy.par_chunks(h * w)).for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(tmp, scaled), (dx, dy)| {
+                scaled.clear();
+                scaled.extend(dy.iter().zip(&scale).map(|(g, s)| g * s));
+                box_plane(scaled, dx, tmp, h, w, spec.kernel / 2, &ones);
+            },
+        );
+        return dx;
+    }
+    let (ho, wo) = (spec.out_size(h), spec.out_size(w));
+    let mut dx = vec![0f32; planes * h * w];
+    dx.par_chunks_mut(h * w)
+        .zip(x.par_chunks(h * w).zip(dy.par_chunks(ho * wo)))
+        .for_each(|(dx, (x, dy))| {
+            for oh in 0..ho {
+                let (r0, r1) = window(oh, &spec, h);
+                for ow in 0..wo {
+                    let (c0, c1) = window(ow, &spec, w);
+                    let g = dy[oh * wo + ow];
+                    if spec.average {
+                        let count =
+                            if spec.count_include_pad { spec.kernel * spec.kernel } else { (r1 - r0) * (c1 - c0) };
+                        let g = g / count.max(1) as f32;
+                        for r in r0..r1 {
+                            for d in &mut dx[r * w + c0..r * w + c1] {
+                                *d += g;
+                            }
+                        }
+                    } else {
+                        let mut best = None;
+                        let mut m = f32::NEG_INFINITY;
+                        for r in r0..r1 {
+                            for c in c0..c1 {
+                                if x[r * w + c] > m {
+                                    m = x[r * w + c];
+                                    best = Some(r * w + c);
+                                }
+                            }
+                        }
+                        if let Some(i) = best {
+                            dx[i] += g;
+                        }
+                    }
+                }
+            }
+        });
+    dx
+}
+
+impl Kernels for Flex {
+    fn conv_forward(x: FloatTensor<Self>, w: FloatTensor<Self>, spec: ConvSpec) -> FloatTensor<Self> {
+        if spec.groups != 1 {
+            return into_prim(generic_conv::<Flex>(from_prim(x), from_prim(w), spec));
+        }
+        let g = ConvGeom::new(dims(&x), dims(&w), spec);
+        let y = conv_forward(&values(&x), &values(&w), g);
+        tensor(y, [g.cout, g.n, g.ho, g.wo])
+    }
+
+    fn conv_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if spec.groups != 1 {
+            let [dx, dw] = super::vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
+            return (dx, dw);
+        }
+        let wd: [usize; 4] = dims(&w);
+        let g = ConvGeom::new(dims(&x), wd, spec);
+        let (dx, dw) = conv_backward(&values(&x), &values(&w), &values(&dy), g);
+        (tensor(dx, [g.cin, g.n, g.h, g.w]), tensor(dw, wd))
+    }
+
+    fn bn_forward(x: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let d: [usize; 4] = dims(&x);
+        let (y, mean, inv_std) = bn_forward(&values(&x), d[0]);
+        (tensor(y, d), tensor(mean, [d[0]]), tensor(inv_std, [d[0]]))
+    }
+
+    fn bn_backward(y: FloatTensor<Self>, inv_std: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let d: [usize; 4] = dims(&y);
+        tensor(bn_backward(&values(&y), &values(&inv_std), &values(&dy)), d)
+    }
+
+    fn pool_forward(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
+        let [c, n, h, w] = dims(&x);
+        let y = pool_forward(&values(&x), c * n, h, w, spec);
+        tensor(y, [c, n, spec.out_size(h), spec.out_size(w)])
+    }
+
+    fn pool_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
+        let d @ [c, n, h, w] = dims(&x);
+        tensor(pool_backward(&values(&x), &values(&dy), c * n, h, w, spec), d)
+    }
+
+    fn act_forward(kind: Activation, x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let d: [usize; 4] = dims(&x);
+        tensor(act_forward(kind, &values(&x)), d)
+    }
+
+    fn act_backward(kind: Activation, x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let d: [usize; 4] = dims(&x);
+        tensor(act_backward(kind, &values(&x), &values(&dy)), d)
+    }
+
+    fn gap_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [c, n, h, w] = dims(&x);
+        let x = values(&x);
+        let plane = h * w;
+        let mut y = vec![0f32; n * c];
+        for ci in 0..c {
+            for ni in 0..n {
+                y[ni * c + ci] = (sum(&x[(ci * n + ni) * plane..][..plane]) / plane as f64) as f32;
+            }
+        }
+        tensor(y, [n, c])
+    }
+
+    fn gap_backward(dy: FloatTensor<Self>, d: [usize; 4]) -> FloatTensor<Self> {
+        let [c, n, h, w] = d;
+        let dy = values(&dy);
+        let plane = h * w;
+        let mut dx = vec![0f32; c * n * plane];
+        for ci in 0..c {
+            for ni in 0..n {
+                dx[(ci * n + ni) * plane..][..plane].fill(dy[ni * c + ci] / plane as f32);
+            }
+        }
+        tensor(dx, d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{generic_act, generic_bn, generic_gap, generic_pool, vjp};
+    use burn::tensor::Tensor;
+
+    fn random(shape: [usize; 4], seed: u64) -> FlexTensor {
+        let mut rng = crate::rng::Rng::new(seed);
+        let n = shape.iter().product();
+        tensor((0..n).map(|_| rng.normal() as f32).collect(), shape)
+    }
+
+    fn close(a: &FlexTensor, b: &FlexTensor, what: &str) {
+        assert_eq!(a.layout().shape(), b.layout().shape(), "{what}: shapes");
+        let (a, b) = (values(a), values(b));
+        let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+            assert!((x - y).abs() <= 2e-4 * scale, "{what}: element {i}: {x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn convolutions_match_the_generic_implementation() {
+        let cases = [
+            ([4, 3, 7, 7], 5, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true }),
+            ([4, 3, 7, 7], 6, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: false }),
+            ([3, 5, 8, 6], 4, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 1, relu_input: true }),
+            ([3, 5, 8, 6], 4, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 1, relu_input: false }),
+            ([4, 2, 9, 9], 8, ConvSpec { kernel: 3, stride: 2, padding: 1, groups: 1, relu_input: true }),
+            ([2, 3, 8, 8], 3, ConvSpec { kernel: 5, stride: 1, padding: 2, groups: 1, relu_input: false }),
+            ([2, 3, 6, 6], 4, ConvSpec { kernel: 1, stride: 2, padding: 0, groups: 1, relu_input: false }),
+            ([4, 2, 6, 6], 4, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 4, relu_input: false }),
+        ];
+        for (i, (xs, cout, spec)) in cases.into_iter().enumerate() {
+            let x = random(xs, i as u64);
+            let w = random([cout, xs[0] / spec.groups, spec.kernel, spec.kernel], 100 + i as u64);
+            let y = Flex::conv_forward(x.clone(), w.clone(), spec);
+            let want = into_prim(generic_conv::<Flex>(from_prim(x.clone()), from_prim(w.clone()), spec));
+            close(&y, &want, &format!("conv forward {spec:?}"));
+            let dy = random(dims(&y), 200 + i as u64);
+            let (dx, dw) = Flex::conv_backward(x.clone(), w.clone(), dy.clone(), spec);
+            let [dx_want, dw_want] =
+                vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
+            close(&dx, &dx_want, &format!("conv dx {spec:?}"));
+            close(&dw, &dw_want, &format!("conv dw {spec:?}"));
+        }
+    }
+
+    #[test]
+    fn batch_norm_matches_the_generic_implementation() {
+        let x = random([3, 4, 5, 5], 1);
+        let (y, mean, inv_std) = Flex::bn_forward(x.clone());
+        let (yw, mw, iw) = generic_bn::<Flex>(from_prim(x.clone()));
+        close(&y, &into_prim(yw), "bn y");
+        close(&mean, &into_prim(mw), "bn mean");
+        close(&inv_std, &into_prim(iw), "bn inv_std");
+        let dy = random([3, 4, 5, 5], 2);
+        let dx = Flex::bn_backward(y, inv_std, dy.clone());
+        let [want] = vjp::<Flex, 4, 1>([x], dy, |v| generic_bn(v[0].clone()).0);
+        close(&dx, &want, "bn dx");
+    }
+
+    #[test]
+    fn pooling_matches_the_generic_implementation() {
+        let specs = [
+            PoolSpec { average: true, kernel: 3, stride: 1, padding: 1, count_include_pad: false },
+            PoolSpec { average: true, kernel: 3, stride: 1, padding: 1, count_include_pad: true },
+            PoolSpec { average: true, kernel: 2, stride: 2, padding: 0, count_include_pad: true },
+            PoolSpec { average: true, kernel: 3, stride: 2, padding: 1, count_include_pad: false },
+            PoolSpec { average: false, kernel: 3, stride: 2, padding: 1, count_include_pad: false },
+            PoolSpec { average: false, kernel: 3, stride: 1, padding: 1, count_include_pad: false },
+        ];
+        for (i, spec) in specs.into_iter().enumerate() {
+            let x = random([2, 3, 7, 8], 10 + i as u64);
+            let y = Flex::pool_forward(x.clone(), spec);
+            close(&y, &into_prim(generic_pool::<Flex>(from_prim(x.clone()), spec)), &format!("pool {spec:?}"));
+            let dy = random(dims(&y), 20 + i as u64);
+            let dx = Flex::pool_backward(x.clone(), dy.clone(), spec);
+            let [want] = vjp::<Flex, 4, 1>([x], dy, |v| generic_pool(v[0].clone(), spec));
+            close(&dx, &want, &format!("pool backward {spec:?}"));
+        }
+    }
+
+    #[test]
+    fn activations_and_global_pool_match_the_generic_implementation() {
+        let x = random([2, 3, 4, 5], 3);
+        let dy = random([2, 3, 4, 5], 4);
+        for kind in Activation::ALL {
+            let y = Flex::act_forward(kind, x.clone());
+            close(&y, &into_prim(generic_act::<Flex, 4>(kind, from_prim(x.clone()))), kind.name());
+            let dx = Flex::act_backward(kind, x.clone(), dy.clone());
+            let [want] = vjp::<Flex, 4, 1>([x.clone()], dy.clone(), |v| generic_act(kind, v[0].clone()));
+            close(&dx, &want, &format!("{} backward", kind.name()));
+        }
+        let g = Flex::gap_forward(x.clone());
+        let want: Tensor<Flex, 2> = generic_gap(from_prim(x.clone()));
+        close(&g, &into_prim(want), "global pool");
+        let dg = random([3, 2, 1, 1], 5);
+        let dg = tensor(values(&dg).to_vec(), [3, 2]);
+        let dx = Flex::gap_backward(dg.clone(), [2, 3, 4, 5]);
+        let want = {
+            let leaf = Tensor::<burn::backend::Autodiff<Flex>, 4>::from_inner(from_prim(x)).require_grad();
+            let out = generic_gap(leaf.clone());
+            let grads = (out * Tensor::from_inner(from_prim(dg))).sum().backward();
+            into_prim(leaf.grad(&grads).unwrap())
+        };
+        close(&dx, &want, "global pool backward");
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    fn best(mut f: impl FnMut()) -> f64 {
+        f();
+        (0..20).map(|_| { let t = Instant::now(); f(); t.elapsed().as_secs_f64() * 1e3 }).fold(f64::MAX, f64::min)
+    }
+
+    #[test]
+    #[ignore]
+    fn parts() {
+        let spec = ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true };
+        for &(c, hw) in &[(8usize, 32usize), (32, 8)] {
+            let g = ConvGeom::new([c, 64, hw, hw], [c, c, 3, 3], spec);
+            let x: Vec<f32> = (0..c * 64 * hw * hw).map(|i| (i % 7) as f32 - 3.0).collect();
+            let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 5) as f32 * 0.1).collect();
+            let nb = g.block();
+            let mut col = vec![0f32; g.rows() * nb * g.out_plane()];
+            let t_im2col = best(|| for n0 in (0..64 - nb + 1).step_by(nb) { g.im2col(&x, n0, nb, &mut col) });
+            let mut y = vec![0f32; c * 64 * hw * hw];
+            let t_gemm = best(|| for n0 in (0..64 - nb + 1).step_by(nb) { unsafe {
+                broadcast(g.cout, nb * g.out_plane(), g.rows(), ViewMut { ptr: y.as_mut_ptr().add(n0 * g.out_plane()), row_stride: 64 * g.out_plane() }, View { ptr: w.as_ptr(), row_stride: g.rows() }, View { ptr: col.as_ptr(), row_stride: nb * g.out_plane() }, false);
+            } });
+            let t_all = best(|| { conv_forward(&x, &w, g); });
+            let t_bwd = best(|| { conv_backward(&x, &w, &x, g); });
+            println!("C={c} HW={hw} nb={nb}: im2col {t_im2col:.3} ms, gemm {t_gemm:.3} ms, forward {t_all:.3} ms, backward {t_bwd:.3} ms");
+        }
+    }
+}
+
+#[cfg(test)]
+mod calibrate {
+    use super::*;
+    use std::time::Instant;
+    #[test]
+    #[ignore]
+    fn flops() {
+        let (m, n, k) = (8, 32, 72);
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut out = vec![0f32; m * n];
+        for _ in 0..3 {
+            let t = Instant::now();
+            let reps = 20000;
+            for _ in 0..reps {
+                unsafe { broadcast(m, n, k, ViewMut { ptr: out.as_mut_ptr(), row_stride: n }, View { ptr: a.as_ptr(), row_stride: k }, View { ptr: b.as_ptr(), row_stride: n }, true) };
+            }
+            let s = t.elapsed().as_secs_f64();
+            println!("in-cache: {:.1} GFLOP/s", (2 * m * n * k * reps) as f64 / s / 1e9);
+        }
+    }
+}

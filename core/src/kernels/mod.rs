@@ -1,0 +1,272 @@
+//! The supernet's compute kernels, with hand-written backward passes.
+//!
+//! Feature maps inside a supernet are **channel-major**, `[C, N, H, W]` ("CNHW"): every
+//! channel's values over the whole batch are contiguous, so a convolution is one large matrix
+//! product per block of images and batch statistics are contiguous row reductions.
+//!
+//! [`Kernels`] is implemented by each inner backend. Every method has a generic default written
+//! with burn's tensor ops (backward passes as vector-Jacobian products through burn's own
+//! autodiff), which the CUDA backend uses; the flex CPU backend overrides all of them with
+//! direct kernels ([`cpu`]) because burn-flex's generic ops are several times slower than
+//! PyTorch on these small, channel-poor tensors.
+//!
+//! [`SupernetOps`] is the tensor-level interface the supernet forward pass is written against.
+//! It is implemented for the inner backends (evaluation) and for `Autodiff<B>` (training),
+//! where each kernel becomes one autodiff node whose backward calls the matching backward
+//! kernel ([`autodiff`]).
+
+pub mod autodiff;
+pub mod cpu;
+pub mod matmul;
+
+use burn::{
+    backend::Autodiff,
+    tensor::{
+        activation,
+        backend::Backend,
+        module::{avg_pool2d, conv2d, max_pool2d},
+        ops::{ConvOptions, FloatTensor},
+        Tensor, TensorPrimitive,
+    },
+};
+use fewshot_sdk::Activation;
+
+/// A convolution: square kernel, stride, zero padding, groups; optionally a ReLU applied to
+/// the input on the fly (the ReLU of a ReLU→Conv pair, fused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Kernel size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on every side.
+    pub padding: usize,
+    /// Channel groups.
+    pub groups: usize,
+    /// Apply ReLU to the input first.
+    pub relu_input: bool,
+}
+
+impl ConvSpec {
+    /// Output size for input size `size`.
+    pub fn out_size(&self, size: usize) -> usize {
+        (size + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    fn options(&self) -> ConvOptions<2> {
+        ConvOptions::new([self.stride; 2], [self.padding; 2], [1, 1], self.groups)
+    }
+}
+
+/// A pooling window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// Average (`true`) or max pooling.
+    pub average: bool,
+    /// Window size.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding on every side.
+    pub padding: usize,
+    /// Average pooling: whether padded zeros count in the divisor.
+    pub count_include_pad: bool,
+}
+
+impl PoolSpec {
+    /// Output size for input size `size`.
+    pub fn out_size(&self, size: usize) -> usize {
+        (size + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+}
+
+/// A backend primitive as a tensor.
+pub fn from_prim<B: Backend, const D: usize>(p: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+/// A tensor's backend primitive.
+pub fn into_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// Gradients of `sum(f(inputs) · dy)` with respect to each input: the vector-Jacobian product
+/// of `f` at `inputs`, computed with burn's autodiff. Used by the generic backward defaults.
+pub(crate) fn vjp<B: Backend, const D: usize, const N: usize>(
+    inputs: [FloatTensor<B>; N],
+    dy: FloatTensor<B>,
+    f: impl FnOnce(&[Tensor<Autodiff<B>, 4>]) -> Tensor<Autodiff<B>, D>,
+) -> [FloatTensor<B>; N] {
+    let leaves: Vec<Tensor<Autodiff<B>, 4>> = inputs
+        .into_iter()
+        .map(|x| Tensor::from_inner(from_prim::<B, 4>(x)).require_grad())
+        .collect();
+    let y = f(&leaves);
+    let dy = Tensor::<Autodiff<B>, D>::from_inner(from_prim(dy));
+    let grads = (y * dy).sum().backward();
+    let out: Vec<FloatTensor<B>> = leaves
+        .iter()
+        .map(|l| into_prim(l.grad(&grads).unwrap_or_else(|| l.clone().inner().zeros_like())))
+        .collect();
+    out.try_into().unwrap_or_else(|_| unreachable!("one gradient per input"))
+}
+
+/// Generic conv in CNHW via burn's NCHW conv.
+pub(crate) fn generic_conv<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>, spec: ConvSpec) -> Tensor<B, 4> {
+    let x = if spec.relu_input { activation::relu(x) } else { x };
+    conv2d(x.swap_dims(0, 1), w, None, spec.options()).swap_dims(0, 1)
+}
+
+/// Generic batch-statistics normalisation in CNHW: (y, mean [C], 1/std [C]).
+pub(crate) fn generic_bn<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+    let [c, _, _, _] = x.dims();
+    let mean = x.clone().mean_dims(&[1, 2, 3]);
+    let centred = x - mean.clone();
+    let var = centred.clone().square().mean_dims(&[1, 2, 3]);
+    let inv_std = var.add_scalar(crate::supernet::BN_EPS).sqrt().recip();
+    let y = centred * inv_std.clone();
+    (y, mean.reshape([c]), inv_std.reshape([c]))
+}
+
+pub(crate) fn generic_pool<B: Backend>(x: Tensor<B, 4>, s: PoolSpec) -> Tensor<B, 4> {
+    let x = x.swap_dims(0, 1);
+    let y = if s.average {
+        avg_pool2d(x, [s.kernel; 2], [s.stride; 2], [s.padding; 2], s.count_include_pad, false)
+    } else {
+        max_pool2d(x, [s.kernel; 2], [s.stride; 2], [s.padding; 2], [1, 1], false)
+    };
+    y.swap_dims(0, 1)
+}
+
+pub(crate) fn generic_act<B: Backend, const D: usize>(kind: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+    match kind {
+        Activation::Relu => activation::relu(x),
+        Activation::Relu6 => x.clamp(0.0, 6.0),
+        Activation::Tanh => activation::tanh(x),
+        Activation::Gelu => activation::gelu(x),
+        Activation::Sigmoid => activation::sigmoid(x),
+        Activation::Silu => activation::silu(x),
+        other => unreachable!("activation {other:?} is rejected when the layout is built"),
+    }
+}
+
+pub(crate) fn generic_gap<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let [c, n, h, w] = x.dims();
+    x.reshape([c, n, h * w]).mean_dim(2).reshape([c, n]).transpose()
+}
+
+/// Kernels of one inner backend, on raw tensor primitives, feature maps in CNHW.
+pub trait Kernels: Backend {
+    /// `conv(relu?(x), w)`: x `[Cin, N, H, W]`, w `[Cout, Cin/groups, k, k]` → `[Cout, N, Ho, Wo]`.
+    fn conv_forward(x: FloatTensor<Self>, w: FloatTensor<Self>, spec: ConvSpec) -> FloatTensor<Self> {
+        into_prim(generic_conv::<Self>(from_prim(x), from_prim(w), spec))
+    }
+
+    /// Gradients of the convolution: (dx, dw).
+    fn conv_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        spec: ConvSpec,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let [dx, dw] = vjp::<Self, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
+        (dx, dw)
+    }
+
+    /// Batch-statistics BatchNorm: (y, mean `[C]`, 1/√(var+eps) `[C]`), biased variance.
+    fn bn_forward(x: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (y, mean, inv_std) = generic_bn::<Self>(from_prim(x));
+        (into_prim(y), into_prim(mean), into_prim(inv_std))
+    }
+
+    /// BatchNorm backward from its output `y` and `inv_std`:
+    /// `dx = inv_std · (dy − mean(dy) − y · mean(dy · y))` per channel.
+    fn bn_backward(y: FloatTensor<Self>, inv_std: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let y = from_prim::<Self, 4>(y);
+        let dy = from_prim::<Self, 4>(dy);
+        let [c, _, _, _] = y.dims();
+        let inv_std = from_prim::<Self, 1>(inv_std).reshape([c, 1, 1, 1]);
+        let mean_dy = dy.clone().mean_dims(&[1, 2, 3]);
+        let mean_dy_y = (dy.clone() * y.clone()).mean_dims(&[1, 2, 3]);
+        into_prim((dy - mean_dy - y * mean_dy_y) * inv_std)
+    }
+
+    /// Pooling.
+    fn pool_forward(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
+        into_prim(generic_pool::<Self>(from_prim(x), spec))
+    }
+
+    /// Pooling backward (from the input `x`).
+    fn pool_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
+        let [dx] = vjp::<Self, 4, 1>([x], dy, |v| generic_pool(v[0].clone(), spec));
+        dx
+    }
+
+    /// Element-wise activation.
+    fn act_forward(kind: Activation, x: FloatTensor<Self>) -> FloatTensor<Self> {
+        into_prim(generic_act::<Self, 4>(kind, from_prim(x)))
+    }
+
+    /// Activation backward (from the input `x`).
+    fn act_backward(kind: Activation, x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [dx] = vjp::<Self, 4, 1>([x], dy, |v| generic_act(kind, v[0].clone()));
+        dx
+    }
+
+    /// Global average pooling `[C, N, H, W]` → `[N, C]`.
+    fn gap_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        into_prim(generic_gap::<Self>(from_prim(x)))
+    }
+
+    /// Global average pooling backward: `dy` `[N, C]` → `[C, N, H, W]`.
+    fn gap_backward(dy: FloatTensor<Self>, dims: [usize; 4]) -> FloatTensor<Self> {
+        let [c, n, h, w] = dims;
+        let dy = from_prim::<Self, 2>(dy).transpose().reshape([c, n, 1]).div_scalar((h * w) as f64);
+        into_prim(dy.expand([c, n, h * w]).reshape([c, n, h, w]))
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Kernels for crate::backend::CudaBackend {}
+
+/// The supernet ops on tensors of backend `Self` (feature maps CNHW).
+pub trait SupernetOps: Backend {
+    /// Convolution (no bias; add it separately).
+    fn conv(x: Tensor<Self, 4>, w: Tensor<Self, 4>, spec: ConvSpec) -> Tensor<Self, 4>;
+    /// Batch-statistics BatchNorm without affine parameters.
+    fn batch_norm(x: Tensor<Self, 4>) -> Tensor<Self, 4>;
+    /// Pooling.
+    fn pool(x: Tensor<Self, 4>, spec: PoolSpec) -> Tensor<Self, 4>;
+    /// Activation.
+    fn act(kind: Activation, x: Tensor<Self, 4>) -> Tensor<Self, 4>;
+    /// Global average pooling `[C, N, H, W]` → `[N, C]`.
+    fn global_pool(x: Tensor<Self, 4>) -> Tensor<Self, 2>;
+}
+
+/// Implements [`SupernetOps`] for an inner backend by calling its kernels directly.
+macro_rules! inner_supernet_ops {
+    ($backend:ty) => {
+        impl SupernetOps for $backend {
+            fn conv(x: Tensor<Self, 4>, w: Tensor<Self, 4>, spec: ConvSpec) -> Tensor<Self, 4> {
+                from_prim(<$backend as Kernels>::conv_forward(into_prim(x), into_prim(w), spec))
+            }
+            fn batch_norm(x: Tensor<Self, 4>) -> Tensor<Self, 4> {
+                from_prim(<$backend as Kernels>::bn_forward(into_prim(x)).0)
+            }
+            fn pool(x: Tensor<Self, 4>, spec: PoolSpec) -> Tensor<Self, 4> {
+                from_prim(<$backend as Kernels>::pool_forward(into_prim(x), spec))
+            }
+            fn act(kind: Activation, x: Tensor<Self, 4>) -> Tensor<Self, 4> {
+                from_prim(<$backend as Kernels>::act_forward(kind, into_prim(x)))
+            }
+            fn global_pool(x: Tensor<Self, 4>) -> Tensor<Self, 2> {
+                from_prim(<$backend as Kernels>::gap_forward(into_prim(x)))
+            }
+        }
+    };
+}
+
+inner_supernet_ops!(crate::backend::CpuBackend);
+#[cfg(feature = "cuda")]
+inner_supernet_ops!(crate::backend::CudaBackend);
+

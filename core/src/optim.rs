@@ -1,0 +1,228 @@
+//! SGD over all parameters of all supernets, and learning-rate schedules.
+//!
+//! The update is PyTorch's `torch.optim.SGD` (coupled weight decay, momentum with dampening,
+//! optional Nesterov), written out so its state can be checkpointed exactly:
+//!
+//! ```text
+//! g   = grad + weight_decay · p
+//! buf = g                                   (first update of p)
+//! buf = momentum · buf + (1 − dampening) · g (later updates)
+//! g   = g + momentum · buf  (Nesterov)   or   buf
+//! p   = p − lr · g
+//! ```
+//!
+//! ## Parameters a step did not use
+//! A step trains a few subnets; the parameters of ops that none of them ran get no gradient.
+//! [`IdleParams::Frozen`] (the default) leaves such a parameter and its momentum buffer exactly
+//! as they are: no weight decay, no momentum drift. This is burn's and PyTorch ≥ 2.0's
+//! behaviour (`zero_grad(set_to_none=True)`) and keeps the weights of one subnet independent of
+//! how often *other* subnets were sampled. [`IdleParams::Decay`] reproduces the authors' code
+//! (PyTorch 1.13, gradients zeroed to tensors, reference §3.4): once a parameter has a momentum
+//! buffer, every later step updates it as if its gradient were zero, so weight decay and
+//! momentum keep moving it. Parameters never used so far are untouched in both modes.
+
+use burn::tensor::{backend::Backend, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::supernet::{ParamId, Supernets};
+
+/// How the optimizer treats parameters that got no gradient in a step (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdleParams {
+    /// Untouched (no decay, no momentum) until used again.
+    #[default]
+    Frozen,
+    /// Once used, decayed and moved by momentum every step (the reference code's behaviour).
+    Decay,
+}
+
+/// SGD hyper-parameters. The default is the NB201 supernet recipe of the reference: lr 0.025,
+/// momentum 0.9 (dampening 0), Nesterov, weight decay 5e-4.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SgdConfig {
+    /// Momentum factor (0 disables momentum).
+    pub momentum: f64,
+    /// Momentum dampening (PyTorch's default 0; burn's default 0.1 is not used).
+    pub dampening: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Coupled L2 weight decay.
+    pub weight_decay: f64,
+    /// Treatment of parameters without a gradient in a step.
+    pub idle: IdleParams,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        SgdConfig { momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 5e-4, idle: IdleParams::Frozen }
+    }
+}
+
+impl SgdConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
+        }
+        if !(0.0..=1.0).contains(&self.dampening) {
+            return Err(format!("dampening must be in [0, 1], got {}", self.dampening));
+        }
+        if self.nesterov && (self.momentum == 0.0 || self.dampening != 0.0) {
+            return Err("Nesterov momentum needs a positive momentum and zero dampening".into());
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(format!("weight decay must be non-negative, got {}", self.weight_decay));
+        }
+        Ok(())
+    }
+}
+
+/// SGD state: one momentum buffer per parameter per supernet, created on first use.
+#[derive(Clone, Debug)]
+pub struct Sgd<B: Backend> {
+    config: SgdConfig,
+    momentum: Vec<Vec<Option<Tensor<B, 1>>>>,
+}
+
+impl<B: Backend> Sgd<B> {
+    /// A fresh optimizer for `supernets` supernets of `params` parameters each.
+    pub fn new(config: SgdConfig, supernets: usize, params: usize) -> Self {
+        Sgd { config, momentum: vec![vec![None; params]; supernets] }
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+
+    /// The momentum buffer of parameter `id` of supernet `k` (None until first used).
+    pub fn momentum(&self, k: usize, id: ParamId) -> Option<&Tensor<B, 1>> {
+        self.momentum[k][id].as_ref()
+    }
+
+    /// Restores a momentum buffer (checkpoints).
+    pub fn set_momentum(&mut self, k: usize, id: ParamId, buffer: Option<Tensor<B, 1>>) {
+        self.momentum[k][id] = buffer;
+    }
+
+    /// One update with learning rate `lr`. `grads[k][id]` is the gradient of parameter `id` of
+    /// supernet `k`, or None when the step did not use it.
+    pub fn step(&mut self, nets: &mut Supernets<B>, grads: Vec<Vec<Option<Tensor<B, 1>>>>, lr: f64) {
+        let c = self.config.clone();
+        for (k, net_grads) in grads.into_iter().enumerate() {
+            for (id, grad) in net_grads.into_iter().enumerate() {
+                let buffer = &mut self.momentum[k][id];
+                let grad = match (grad, c.idle) {
+                    (Some(g), _) => g,
+                    (None, IdleParams::Decay) if buffer.is_some() => {
+                        Tensor::zeros(nets.param(k, id).dims(), nets.device())
+                    }
+                    (None, _) => continue,
+                };
+                let p = nets.param(k, id).clone();
+                let mut g = if c.weight_decay != 0.0 { grad + p.clone().mul_scalar(c.weight_decay) } else { grad };
+                if c.momentum != 0.0 {
+                    let buf = match buffer.take() {
+                        None => g.clone(),
+                        Some(b) => b.mul_scalar(c.momentum) + g.clone().mul_scalar(1.0 - c.dampening),
+                    };
+                    g = if c.nesterov { g + buf.clone().mul_scalar(c.momentum) } else { buf.clone() };
+                    *buffer = Some(buf);
+                }
+                nets.set_param(k, id, p - g.mul_scalar(lr));
+            }
+        }
+    }
+}
+
+/// How the learning rate changes over training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// Cosine annealing per epoch, constant within an epoch (the NB201 reference):
+    /// `lr_e = min + (base − min)(1 + cos(π e / E)) / 2` for epoch `e` of `E`.
+    CosineEpoch {
+        /// Starting learning rate.
+        base: f64,
+        /// Floor (0.001 in the reference).
+        min: f64,
+    },
+    /// Cosine annealing per iteration over the whole run, from `base` to `min`.
+    CosineStep {
+        /// Starting learning rate.
+        base: f64,
+        /// Final learning rate.
+        min: f64,
+    },
+    /// A constant learning rate.
+    Constant {
+        /// The learning rate.
+        lr: f64,
+    },
+}
+
+impl Default for LrSchedule {
+    fn default() -> Self {
+        LrSchedule::CosineEpoch { base: 0.025, min: 0.001 }
+    }
+}
+
+impl LrSchedule {
+    /// The learning rate of step `step` (0-based within the epoch) of epoch `epoch` (0-based),
+    /// for a run of `epochs` epochs of `steps_per_epoch` steps.
+    pub fn lr(&self, epoch: usize, epochs: usize, step: usize, steps_per_epoch: usize) -> f64 {
+        let cosine = |base: f64, min: f64, t: f64| min + (base - min) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0;
+        match *self {
+            LrSchedule::CosineEpoch { base, min } => cosine(base, min, epoch as f64 / epochs.max(1) as f64),
+            LrSchedule::CosineStep { base, min } => {
+                let total = (epochs * steps_per_epoch).max(1) as f64;
+                cosine(base, min, (epoch * steps_per_epoch + step) as f64 / total)
+            }
+            LrSchedule::Constant { lr } => lr,
+        }
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        let (a, b) = match *self {
+            LrSchedule::CosineEpoch { base, min } | LrSchedule::CosineStep { base, min } => (base, min),
+            LrSchedule::Constant { lr } => (lr, 0.0),
+        };
+        if !(a > 0.0 && a.is_finite() && b >= 0.0 && b <= a) {
+            return Err(format!("learning rates must satisfy 0 <= min <= base, base > 0 (got base {a}, min {b})"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cosine_per_epoch_matches_the_reference_formula() {
+        let s = LrSchedule::default();
+        assert!((s.lr(0, 250, 17, 391) - 0.025).abs() < 1e-12);
+        let mid = 0.001 + (0.025 - 0.001) * (1.0 + (std::f64::consts::PI * 0.5).cos()) / 2.0;
+        assert!((s.lr(125, 250, 0, 391) - mid).abs() < 1e-12);
+        assert!((s.lr(125, 250, 390, 391) - mid).abs() < 1e-12, "constant within an epoch");
+        assert!(s.lr(249, 250, 0, 391) > 0.001 && s.lr(249, 250, 0, 391) < 0.00101);
+    }
+
+    #[test]
+    fn cosine_per_step_goes_to_the_floor() {
+        let s = LrSchedule::CosineStep { base: 0.1, min: 0.0 };
+        assert_eq!(s.lr(0, 2, 0, 10), 0.1);
+        assert!((s.lr(1, 2, 0, 10) - 0.05).abs() < 1e-12);
+        assert!(s.lr(1, 2, 9, 10) < 0.001);
+        assert!(s.lr(0, 2, 5, 10) < s.lr(0, 2, 4, 10));
+    }
+
+    #[test]
+    fn bad_settings_are_rejected() {
+        assert!(LrSchedule::CosineEpoch { base: 0.01, min: 0.1 }.validate().is_err());
+        assert!(SgdConfig { nesterov: true, dampening: 0.1, ..Default::default() }.validate().is_err());
+        assert!(SgdConfig::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,153 @@
+//! One training step over K supernets (paper Eq. 9): the subnets a step source picked run on
+//! the same batch, their losses are summed, one backward pass, one optimizer update.
+
+use burn::{
+    backend::Autodiff,
+    tensor::{activation::log_softmax, backend::Backend, Tensor, TensorData},
+};
+
+use crate::{
+    backend::EngineBackend,
+    optim::{Sgd, SgdConfig},
+    supernet::{forward, tensor_to_vec, BnStats, Supernets},
+};
+
+/// The result of one step for one trained (subspace, architecture) pair.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PairResult {
+    /// Subspace (supernet index).
+    pub subspace: u32,
+    /// Cross-entropy (with label smoothing when configured) on the batch.
+    pub loss: f64,
+    /// Correctly classified images of the batch.
+    pub correct: usize,
+}
+
+/// The K supernets and their optimizer.
+pub struct StepEngine<B: Backend> {
+    /// The supernets being trained.
+    pub nets: Supernets<B>,
+    /// SGD state.
+    pub optim: Sgd<B>,
+    /// Label smoothing ε (0 = plain cross-entropy).
+    pub label_smoothing: f64,
+}
+
+impl<B: EngineBackend> StepEngine<B> {
+    /// An engine over `nets` with a fresh optimizer.
+    pub fn new(nets: Supernets<B>, sgd: SgdConfig, label_smoothing: f64) -> Self {
+        let optim = Sgd::new(sgd, nets.count(), nets.layout().params().len());
+        StepEngine { nets, optim, label_smoothing }
+    }
+
+    /// Waits until the device has finished all queued work (for timing).
+    pub fn sync(&self) {
+        let _ = B::sync(self.nets.device());
+    }
+
+    /// Trains every pair of `pairs` on the batch (`images` `[N, C, H, W]`, `labels` of length N)
+    /// with learning rate `lr`. Fails without updating anything when a loss is not finite or a
+    /// pair names a supernet or architecture that does not exist.
+    pub fn step(
+        &mut self,
+        images: Tensor<B, 4>,
+        labels: &[u32],
+        pairs: &[(u32, Vec<u32>)],
+        lr: f64,
+    ) -> Result<Vec<PairResult>, String> {
+        let layout = self.nets.layout().clone();
+        let k_count = self.nets.count();
+        for (k, arch) in pairs {
+            if *k as usize >= k_count {
+                return Err(format!("step names supernet {k}, but there are only {k_count}"));
+            }
+            layout.check_arch(arch)?;
+        }
+        let classes = layout.classes();
+        let n = labels.len();
+        let targets = smoothed_targets::<B>(labels, classes, self.label_smoothing, self.nets.device())?;
+        let targets = Tensor::<Autodiff<B>, 2>::from_inner(targets);
+        let x = Tensor::<Autodiff<B>, 4>::from_inner(images);
+
+        let params = layout.params().len();
+        let mut leaves: Vec<Vec<Option<Tensor<Autodiff<B>, 1>>>> = vec![vec![None; params]; k_count];
+        let mut total: Option<Tensor<Autodiff<B>, 1>> = None;
+        let mut results = Vec::with_capacity(pairs.len());
+        for (k, arch) in pairs {
+            let k = *k as usize;
+            let nets = &self.nets;
+            let net_leaves = &mut leaves[k];
+            let logits = forward(
+                &layout,
+                x.clone(),
+                arch,
+                |id| {
+                    net_leaves[id]
+                        .get_or_insert_with(|| Tensor::from_inner(nets.param(k, id).clone()).require_grad())
+                        .clone()
+                },
+                &mut BnStats::Batch,
+            );
+            let loss = (log_softmax(logits.clone(), 1) * targets.clone()).sum().neg().div_scalar(n as f64);
+            let loss_value = tensor_to_vec(loss.clone().inner())[0] as f64;
+            if !loss_value.is_finite() {
+                return Err(format!(
+                    "the loss of supernet {k} became {loss_value} (learning rate {lr}); training diverged"
+                ));
+            }
+            let correct = count_correct(&tensor_to_vec(logits.inner()), labels, classes);
+            results.push(PairResult { subspace: k as u32, loss: loss_value, correct });
+            total = Some(match total {
+                None => loss,
+                Some(t) => t + loss,
+            });
+        }
+        let Some(total) = total else {
+            return Ok(results);
+        };
+        let grads = total.backward();
+        let grads = leaves
+            .into_iter()
+            .map(|net| net.into_iter().map(|leaf| leaf.and_then(|l| l.grad(&grads))).collect())
+            .collect();
+        self.optim.step(&mut self.nets, grads, lr);
+        Ok(results)
+    }
+}
+
+/// Target distributions `[N, classes]`: one-hot with label smoothing ε
+/// (`1 − ε + ε/classes` on the label, `ε/classes` elsewhere).
+pub fn smoothed_targets<B: Backend>(
+    labels: &[u32],
+    classes: usize,
+    smoothing: f64,
+    device: &B::Device,
+) -> Result<Tensor<B, 2>, String> {
+    let off = (smoothing / classes as f64) as f32;
+    let on = (1.0 - smoothing + smoothing / classes as f64) as f32;
+    let mut values = vec![off; labels.len() * classes];
+    for (i, &label) in labels.iter().enumerate() {
+        if label as usize >= classes {
+            return Err(format!("label {label} is out of range for {classes} classes"));
+        }
+        values[i * classes + label as usize] = on;
+    }
+    Ok(Tensor::from_data(TensorData::new(values, [labels.len(), classes]), device))
+}
+
+/// Number of rows of `logits` (row-major `[N, classes]`) whose arg-max is the label.
+pub fn count_correct(logits: &[f32], labels: &[u32], classes: usize) -> usize {
+    logits
+        .chunks(classes)
+        .zip(labels)
+        .filter(|(row, &label)| {
+            let mut best = 0;
+            for (j, v) in row.iter().enumerate() {
+                if *v > row[best] {
+                    best = j;
+                }
+            }
+            best == label as usize
+        })
+        .count()
+}

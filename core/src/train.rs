@@ -1,0 +1,509 @@
+//! Training K supernets together.
+//!
+//! Every step asks a [`StepSource`] which (subspace, architecture) pairs to train, runs them
+//! all on the same batch, sums their losses and takes one SGD step (paper Eq. 9). The learning
+//! rate follows an [`LrSchedule`]. At the end of every epoch the run directory receives,
+//! atomically, a checkpoint (`checkpoint.safetensors`: weights, momentum, step-source state,
+//! counters) and one line of `metrics.jsonl`. A resumed run continues from the checkpoint;
+//! data order and augmentation depend only on (seed, epoch, sample), so on the CPU a resumed run
+//! ends with exactly the weights of an uninterrupted one.
+//!
+//! Run directory files written here:
+//! - `train_config.json`: the resolved [`TrainConfig`] and the supernet layout summary;
+//! - `checkpoint.safetensors`: see [`crate::checkpoint`];
+//! - `metrics.jsonl`: one JSON object per epoch: `epoch`, `lr`, `steps`, `images`,
+//!   `images_per_s`, `seconds`, `loss`, `accuracy` (percent, over all trained pairs) and
+//!   `supernets`: per supernet `subspace`, `steps` (steps that trained it), `loss`, `accuracy`.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
+
+use burn::tensor::{Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    backend::EngineBackend,
+    checkpoint::{self, CheckpointState, CHECKPOINT_VERSION},
+    data::{batch_indices, epoch_order, write_atomic, Augment, Dataset, Prefetch},
+    optim::{LrSchedule, Sgd, SgdConfig},
+    step::StepEngine,
+    supernet::{SupernetLayout, Supernets},
+};
+
+/// File name of the checkpoint inside a run directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// File name of the per-epoch metrics inside a run directory.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// File name of the resolved training configuration inside a run directory.
+pub const CONFIG_FILE: &str = "train_config.json";
+
+/// Decides, step by step, which subnets to train: the host side of a sampler plugin.
+pub trait StepSource {
+    /// The (subspace, architecture) pairs of the next step. Subspace `k` is trained in
+    /// supernet `k`; a pair may appear several times.
+    fn next_step(&mut self) -> Result<Vec<(u32, Vec<u32>)>, String>;
+    /// The source's state, saved in checkpoints.
+    fn save_state(&self) -> String;
+    /// Restores a state from [`StepSource::save_state`].
+    fn load_state(&mut self, state: &str) -> Result<(), String>;
+}
+
+/// How to train. The default is the NB201 supernet recipe of the reference (efs-nas.md §3.1):
+/// batch 64, SGD lr 0.025 → 0.001 cosine per epoch, momentum 0.9, Nesterov, weight decay
+/// 5e-4, plain cross-entropy, crop + flip.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Epochs of the whole run.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Optimizer settings.
+    pub sgd: SgdConfig,
+    /// Label smoothing ε (0 = plain cross-entropy).
+    pub label_smoothing: f64,
+    /// Training augmentation.
+    pub augment: Augment,
+    /// Seed of the weights, data order and augmentation.
+    pub seed: u64,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 250,
+            batch_size: 64,
+            schedule: LrSchedule::default(),
+            sgd: SgdConfig::default(),
+            label_smoothing: 0.0,
+            augment: Augment::default(),
+            seed: 0,
+            progress: true,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 {
+            return Err("the number of epochs must be positive".into());
+        }
+        if self.batch_size < 2 {
+            return Err("the batch size must be at least 2 (batch statistics)".into());
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return Err(format!("label smoothing must be in [0, 1), got {}", self.label_smoothing));
+        }
+        self.schedule.validate()?;
+        self.sgd.validate()
+    }
+}
+
+/// Loss and accuracy of one supernet over an epoch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SupernetEpoch {
+    /// Subspace (supernet index).
+    pub subspace: u32,
+    /// Steps that trained this supernet (a step training it twice counts once).
+    pub steps: u64,
+    /// Mean training loss over its trained (pair, batch) instances.
+    pub loss: f64,
+    /// Training accuracy in percent over the same instances.
+    pub accuracy: f64,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Learning rate at the epoch's first step.
+    pub lr: f64,
+    /// Steps in the epoch.
+    pub steps: u64,
+    /// Images seen in the epoch.
+    pub images: u64,
+    /// Images per second (batch images per wall-clock second of training).
+    pub images_per_s: f64,
+    /// Wall-clock seconds of the epoch.
+    pub seconds: f64,
+    /// Mean loss over all trained pairs.
+    pub loss: f64,
+    /// Accuracy over all trained pairs, percent.
+    pub accuracy: f64,
+    /// Per supernet.
+    pub supernets: Vec<SupernetEpoch>,
+}
+
+/// What to train and where.
+pub struct TrainRun {
+    /// The supernet layout (space graph at the channel divisor).
+    pub layout: Arc<SupernetLayout>,
+    /// Number of supernets K.
+    pub supernets: usize,
+    /// Settings.
+    pub config: TrainConfig,
+    /// Run directory (created if needed).
+    pub run_dir: PathBuf,
+    /// The supernet-training images.
+    pub data: Arc<Dataset>,
+    /// Continue from the run directory's checkpoint (an error when there is none). Without
+    /// it, a run directory that already holds a checkpoint is refused.
+    pub resume: bool,
+    /// Stop once this many epochs are done, as if interrupted (the run can be resumed).
+    pub stop_after: Option<usize>,
+    /// Anything the caller wants stored in checkpoints (e.g. its own resolved configuration).
+    pub extra: serde_json::Value,
+}
+
+/// The result of [`train`].
+pub struct Trained<B: EngineBackend> {
+    /// The supernets after the last completed epoch.
+    pub nets: Supernets<B>,
+    /// Completed epochs.
+    pub epochs_done: usize,
+    /// This call's epochs.
+    pub history: Vec<EpochMetrics>,
+}
+
+/// Trains (or resumes) a run on `device`; returns the trained supernets.
+pub fn train<B: EngineBackend>(
+    run: TrainRun,
+    source: &mut dyn StepSource,
+    device: &B::Device,
+) -> Result<Trained<B>, String> {
+    let config = &run.config;
+    config.validate()?;
+    if run.supernets == 0 {
+        return Err("at least one supernet is needed".into());
+    }
+    if run.data.dims != run.layout.input_dims() {
+        return Err(format!("the training images are {:?}, the network expects {:?}", run.data.dims, run.layout.input_dims()));
+    }
+    fs::create_dir_all(&run.run_dir).map_err(|e| format!("cannot create {}: {e}", run.run_dir.display()))?;
+    let checkpoint_path = run.run_dir.join(CHECKPOINT_FILE);
+    let metrics_path = run.run_dir.join(METRICS_FILE);
+    let (mut engine, mut epochs_done, mut steps_done) = if run.resume {
+        if !checkpoint_path.exists() {
+            return Err(format!("cannot resume: {} has no checkpoint", run.run_dir.display()));
+        }
+        let loaded = checkpoint::load::<B>(&checkpoint_path, run.layout.clone(), run.supernets, device)?;
+        source.load_state(&loaded.state.step_source)?;
+        let mut optim = Sgd::new(config.sgd.clone(), run.supernets, run.layout.params().len());
+        for (k, buffers) in loaded.momentum.into_iter().enumerate() {
+            for (id, buffer) in buffers.into_iter().enumerate() {
+                optim.set_momentum(k, id, buffer);
+            }
+        }
+        truncate_metrics(&metrics_path, loaded.state.epochs_done)?;
+        let engine = StepEngine { nets: loaded.nets, optim, label_smoothing: config.label_smoothing };
+        (engine, loaded.state.epochs_done, loaded.state.steps_done)
+    } else {
+        if checkpoint_path.exists() {
+            return Err(format!(
+                "{} already holds a run (resume it, or choose a new run directory)",
+                run.run_dir.display()
+            ));
+        }
+        let nets = Supernets::<B>::new(run.layout.clone(), run.supernets, config.seed, device);
+        let _ = fs::remove_file(&metrics_path);
+        (StepEngine::new(nets, config.sgd.clone(), config.label_smoothing), 0, 0)
+    };
+    write_config(&run)?;
+
+    let mut history = Vec::new();
+    let last = run.stop_after.map_or(config.epochs, |s| s.min(config.epochs));
+    while epochs_done < last {
+        let epoch = epochs_done;
+        let metrics = train_epoch(&run, &mut engine, source, epoch, &mut steps_done, device)?;
+        let state = CheckpointState {
+            version: CHECKPOINT_VERSION,
+            fingerprint: run.layout.fingerprint(),
+            supernets: run.supernets,
+            epochs_done: epoch + 1,
+            steps_done,
+            step_source: source.save_state(),
+            rngs: Default::default(),
+            extra: run.extra.clone(),
+        };
+        checkpoint::save(&checkpoint_path, &engine.nets, &engine.optim, &state)?;
+        append_metrics(&metrics_path, &metrics)?;
+        history.push(metrics);
+        epochs_done += 1;
+    }
+    Ok(Trained { nets: engine.nets, epochs_done, history })
+}
+
+fn train_epoch<B: EngineBackend>(
+    run: &TrainRun,
+    engine: &mut StepEngine<B>,
+    source: &mut dyn StepSource,
+    epoch: usize,
+    steps_done: &mut u64,
+    device: &B::Device,
+) -> Result<EpochMetrics, String> {
+    let config = &run.config;
+    let order = epoch_order(run.data.len(), config.seed, epoch);
+    let batches = batch_indices(&order, config.batch_size);
+    let steps = batches.len();
+    let images: u64 = batches.iter().map(|b| b.len() as u64).sum();
+    let augment = (config.augment.crop_padding > 0 || config.augment.flip).then_some((config.augment, config.seed, epoch));
+    let stream = Prefetch::start(run.data.clone(), batches, augment);
+    let bar = progress_bar(config.progress, steps as u64, epoch, config.epochs);
+    let start = Instant::now();
+    let mut per_net = vec![Tally::default(); run.supernets];
+    let mut last_step = vec![u64::MAX; run.supernets];
+    let (mut loss_sum, mut pairs, mut correct, mut seen) = (0f64, 0u64, 0u64, 0u64);
+    let first_lr = config.schedule.lr(epoch, config.epochs, 0, steps);
+    for (step, batch) in stream.enumerate() {
+        let lr = config.schedule.lr(epoch, config.epochs, step, steps);
+        let picks = source.next_step().map_err(|e| format!("the sampler failed at epoch {} step {step}: {e}", epoch + 1))?;
+        let n = batch.labels.len() as u64;
+        let images_tensor = Tensor::<B, 4>::from_data(TensorData::new(batch.pixels, batch.dims), device);
+        let results = engine
+            .step(images_tensor, &batch.labels, &picks, lr)
+            .map_err(|e| format!("epoch {} step {step}: {e}; the checkpoint of epoch {epoch} is intact", epoch + 1))?;
+        for r in &results {
+            let k = r.subspace as usize;
+            let tally = &mut per_net[k];
+            if last_step[k] != *steps_done {
+                tally.steps += 1;
+                last_step[k] = *steps_done;
+            }
+            tally.add(r.loss, r.correct as u64, n);
+            loss_sum += r.loss;
+            pairs += 1;
+            correct += r.correct as u64;
+            seen += n;
+        }
+        *steps_done += 1;
+        let elapsed = start.elapsed().as_secs_f64();
+        bar.inc(1);
+        bar.set_message(format!(
+            "loss {:.3} acc {:.1}% {:.0} img/s",
+            loss_sum / pairs.max(1) as f64,
+            100.0 * correct as f64 / seen.max(1) as f64,
+            ((step + 1) as f64 * n as f64) / elapsed.max(1e-9)
+        ));
+    }
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(EpochMetrics {
+        epoch: epoch + 1,
+        lr: first_lr,
+        steps: steps as u64,
+        images,
+        images_per_s: images as f64 / seconds.max(1e-9),
+        seconds,
+        loss: loss_sum / pairs.max(1) as f64,
+        accuracy: 100.0 * correct as f64 / seen.max(1) as f64,
+        supernets: per_net
+            .into_iter()
+            .enumerate()
+            .map(|(k, t)| SupernetEpoch {
+                subspace: k as u32,
+                steps: t.steps,
+                loss: t.loss_sum / t.pairs.max(1) as f64,
+                accuracy: 100.0 * t.correct as f64 / t.seen.max(1) as f64,
+            })
+            .collect(),
+    })
+}
+
+/// Running sums of one supernet over an epoch.
+#[derive(Clone, Default)]
+struct Tally {
+    steps: u64,
+    pairs: u64,
+    loss_sum: f64,
+    correct: u64,
+    seen: u64,
+}
+
+impl Tally {
+    fn add(&mut self, loss: f64, correct: u64, images: u64) {
+        self.pairs += 1;
+        self.loss_sum += loss;
+        self.correct += correct;
+        self.seen += images;
+    }
+}
+
+fn progress_bar(enabled: bool, steps: u64, epoch: usize, epochs: usize) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(&format!(
+        "epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}",
+        epoch + 1
+    ))
+    .expect("valid progress template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+fn write_config(run: &TrainRun) -> Result<(), String> {
+    let summary = serde_json::json!({
+        "train": run.config,
+        "supernets": run.supernets,
+        "channel_divisor": run.layout.divisor(),
+        "batch_norm": run.layout.norm(),
+        "parameters_per_supernet": run.layout.num_scalars(),
+        "layout_fingerprint": run.layout.fingerprint(),
+        "training_images": run.data.len(),
+    });
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+    write_atomic(&run.run_dir.join(CONFIG_FILE), text.as_bytes())
+}
+
+/// Appends one line; the file is rewritten atomically so a crash never leaves half a line.
+fn append_metrics(path: &Path, metrics: &EpochMetrics) -> Result<(), String> {
+    let mut text = fs::read_to_string(path).unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    let mut line = serde_json::to_vec(metrics).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    let mut bytes = text.into_bytes();
+    bytes.write_all(&line).expect("writing to a vector");
+    write_atomic(path, &bytes)
+}
+
+/// Drops metric lines of epochs after `epochs_done` (written before an interruption).
+fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<(), String> {
+    let Ok(text) = fs::read_to_string(path) else { return Ok(()) };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<EpochMetrics>(line).map(|m| m.epoch <= epochs_done).unwrap_or(false)
+        })
+        .collect();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    write_atomic(path, out.as_bytes())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::{
+        backend::CpuBackend,
+        data::builtin,
+        rng::Rng,
+        supernet::{tests::small_space, NormMode},
+    };
+
+    /// One uniformly random architecture per supernet per step (the `sbs` sampler over an
+    /// unsplit space), with its generator as the saved state.
+    pub(crate) struct UniformSteps {
+        pub rng: Rng,
+        pub options: Vec<u32>,
+        pub supernets: u32,
+    }
+
+    impl StepSource for UniformSteps {
+        fn next_step(&mut self) -> Result<Vec<(u32, Vec<u32>)>, String> {
+            Ok((0..self.supernets)
+                .map(|k| (k, self.options.iter().map(|&n| self.rng.below(n as u64) as u32).collect()))
+                .collect())
+        }
+        fn save_state(&self) -> String {
+            serde_json::to_string(&self.rng.state()).unwrap()
+        }
+        fn load_state(&mut self, state: &str) -> Result<(), String> {
+            self.rng = Rng::from_state(serde_json::from_str(state).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+    }
+
+    pub(crate) fn source(seed: u64) -> UniformSteps {
+        UniformSteps { rng: Rng::new(seed), options: vec![4, 2], supernets: 2 }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("fewshot-train-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    pub(crate) fn tiny_run(dir: &Path, epochs: usize, data: Arc<Dataset>) -> TrainRun {
+        let (graph, slots) = small_space();
+        TrainRun {
+            layout: Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap()),
+            supernets: 2,
+            config: TrainConfig { epochs, batch_size: 16, progress: false, seed: 4, ..Default::default() },
+            run_dir: dir.to_path_buf(),
+            data,
+            resume: false,
+            stop_after: None,
+            extra: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
+        let data = Arc::new(builtin(40, 2, [3, 8, 8]).unwrap().0);
+        let device = Default::default();
+        let straight_dir = temp_dir("straight");
+        let straight = train::<CpuBackend>(tiny_run(&straight_dir, 2, data.clone()), &mut source(1), &device).unwrap();
+        assert_eq!(straight.epochs_done, 2);
+
+        let dir = temp_dir("resumed");
+        let first = TrainRun { stop_after: Some(1), ..tiny_run(&dir, 2, data.clone()) };
+        let mut src = source(1);
+        let part = train::<CpuBackend>(first, &mut src, &device).unwrap();
+        assert_eq!(part.epochs_done, 1);
+        assert_eq!(fs::read_to_string(dir.join(METRICS_FILE)).unwrap().lines().count(), 1);
+        let second = TrainRun { resume: true, ..tiny_run(&dir, 2, data.clone()) };
+        let resumed = train::<CpuBackend>(second, &mut source(999), &device).unwrap();
+        assert_eq!(resumed.epochs_done, 2);
+        assert_eq!(resumed.nets.to_host(), straight.nets.to_host(), "bit-identical weights");
+
+        let metrics = fs::read_to_string(dir.join(METRICS_FILE)).unwrap();
+        let lines: Vec<EpochMetrics> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.iter().map(|m| m.epoch).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(lines[1].steps, 3, "40 images / batch 16 → 16, 16, 8");
+        assert_eq!(lines[1].supernets.len(), 2);
+        assert_eq!(lines[1].supernets[0].steps, 3, "SBS trains every supernet every step");
+        assert!(lines[1].lr < lines[0].lr, "cosine per epoch");
+        assert!(dir.join(CONFIG_FILE).exists());
+
+        let again = TrainRun { ..tiny_run(&dir, 2, data.clone()) };
+        let err = train::<CpuBackend>(again, &mut source(1), &device).err().unwrap();
+        assert!(err.contains("already holds a run"), "{err}");
+        let fresh = TrainRun { resume: true, ..tiny_run(&temp_dir("nothing"), 2, data) };
+        assert!(train::<CpuBackend>(fresh, &mut source(1), &device).err().unwrap().contains("no checkpoint"));
+        let _ = fs::remove_dir_all(&straight_dir);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_diverging_loss_is_an_error_and_the_last_checkpoint_survives() {
+        let data = Arc::new(builtin(40, 2, [3, 8, 8]).unwrap().0);
+        let device = Default::default();
+        let dir = temp_dir("nan");
+        train::<CpuBackend>(TrainRun { stop_after: Some(1), ..tiny_run(&dir, 3, data.clone()) }, &mut source(2), &device).unwrap();
+        let mut run = TrainRun { resume: true, ..tiny_run(&dir, 3, data) };
+        run.config.schedule = LrSchedule::Constant { lr: 1e35 };
+        let err = train::<CpuBackend>(run, &mut source(2), &device).err().unwrap();
+        assert!(err.contains("diverged") && err.contains("epoch 2") && err.contains("intact"), "{err}");
+        let state = checkpoint::read_state(&dir.join(CHECKPOINT_FILE)).unwrap();
+        assert_eq!(state.epochs_done, 1);
+        assert_eq!(fs::read_to_string(dir.join(METRICS_FILE)).unwrap().lines().count(), 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,177 @@
+//! `fewshot bench step`: the training-step benchmark against `../shared/bench/torch_sbs_step.py`.
+//!
+//! Same workload as the PyTorch yardstick: K supernets of the NB201 space (C=16 at channel
+//! divisor 2, i.e. C=8; N=5), batch 64 of fixed random images, one line of the architecture file
+//! per step (column k = the subnet trained in supernet k), the K losses summed, one backward
+//! pass, one SGD update (lr 0.025, momentum 0.9, Nesterov, weight decay 5e-4).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use fewshot_core::{
+    backend::{run_on, BackendJob, Device, EngineBackend},
+    optim::SgdConfig,
+    rng::Rng,
+    step::StepEngine,
+    supernet::{NormMode, SupernetLayout, Supernets},
+};
+use fewshot_sdk::Graph;
+
+use crate::registry::Registry;
+
+/// Arguments of `fewshot bench step`.
+#[derive(Args, Debug)]
+pub struct StepArgs {
+    /// Search space spec.
+    #[arg(long, default_value = "nb201")]
+    space: String,
+    /// Architecture sequence: one line per step, one architecture per supernet (default
+    /// `../shared/bench/sbs_archs.txt`, from the current folder or the source checkout).
+    #[arg(long, value_name = "FILE")]
+    archs: Option<PathBuf>,
+    /// Number of supernets K.
+    #[arg(long, default_value_t = 3)]
+    supernets: usize,
+    /// Channel divisor c.
+    #[arg(long, default_value_t = 2.0)]
+    channel_divisor: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Compute device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the weights and the random batch.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Runs `fewshot bench step`.
+pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
+    if args.supernets == 0 || args.batch < 2 || args.steps == 0 {
+        bail!("--supernets and --steps must be positive and --batch at least 2");
+    }
+    if let Some(threads) = args.threads {
+        fewshot_core::backend::set_cpu_threads(threads).map_err(|e| anyhow!(e))?;
+    }
+    let space = registry.space(&args.space)?;
+    let slots = space.slots().into_result().map_err(|e| anyhow!("{e}"))?;
+    let graph = space.supernet_graph().into_result().map_err(|e| anyhow!("{e}"))?;
+    let path = archs_path(args.archs.as_deref())?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut plan = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < args.supernets {
+            bail!("{} line {}: {} architectures for {} supernets", path.display(), number + 1, fields.len(), args.supernets);
+        }
+        let mut pairs = Vec::with_capacity(args.supernets);
+        for (k, field) in fields.iter().take(args.supernets).enumerate() {
+            let arch = space
+                .parse((*field).into())
+                .into_result()
+                .map_err(|e| anyhow!("{} line {}: {e}", path.display(), number + 1))?;
+            pairs.push((k as u32, arch.as_slice().to_vec()));
+        }
+        plan.push(pairs);
+    }
+    if plan.is_empty() {
+        bail!("{} holds no architectures", path.display());
+    }
+    let layout = SupernetLayout::new(&graph, &slots, args.channel_divisor, NormMode::Plain).map_err(|e| anyhow!(e))?;
+    let job = BenchJob { layout, plan, args };
+    let times = run_on(args.device, job).map_err(|e| anyhow!(e))??;
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let graph_nodes = graph_summary(&graph);
+    println!(
+        "fewshot bench step: device={} threads={} K={} divisor={} batch={} steps={} warmup={} ({graph_nodes})",
+        args.device,
+        fewshot_core::backend::cpu_threads(),
+        args.supernets,
+        args.channel_divisor,
+        args.batch,
+        args.steps,
+        args.warmup
+    );
+    println!(
+        "RESULT ms_per_step={median:.1} images_per_s={:.1} min_ms={:.1} max_ms={:.1}",
+        args.batch as f64 / median * 1000.0,
+        sorted[0],
+        sorted[sorted.len() - 1]
+    );
+    Ok(())
+}
+
+struct BenchJob<'a> {
+    layout: SupernetLayout,
+    plan: Vec<Vec<(u32, Vec<u32>)>>,
+    args: &'a StepArgs,
+}
+
+impl BackendJob for BenchJob<'_> {
+    type Output = Result<Vec<f64>>;
+
+    fn run<B: EngineBackend>(self, device: B::Device) -> Result<Vec<f64>> {
+        let args = self.args;
+        let layout = std::sync::Arc::new(self.layout);
+        let nets = Supernets::<B>::new(layout.clone(), args.supernets, args.seed, &device);
+        let mut engine = StepEngine::new(nets, SgdConfig::default(), 0.0);
+        let [c, h, w] = layout.input_dims();
+        let mut rng = Rng::stream(args.seed, "bench batch");
+        let pixels: Vec<f32> = (0..args.batch * c * h * w).map(|_| rng.normal() as f32).collect();
+        let labels: Vec<u32> = (0..args.batch).map(|_| rng.below(layout.classes() as u64) as u32).collect();
+        let images = burn::tensor::Tensor::<B, 4>::from_data(
+            burn::tensor::TensorData::new(pixels, [c, args.batch, h, w]),
+            &device,
+        );
+        let mut times = Vec::with_capacity(args.steps);
+        for step in 0..args.warmup + args.steps {
+            let pairs = &self.plan[step % self.plan.len()];
+            let start = Instant::now();
+            engine.step(images.clone(), &labels, pairs, 0.025).map_err(|e| anyhow!(e))?;
+            engine.sync();
+            if step >= args.warmup {
+                times.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        Ok(times)
+    }
+}
+
+/// The architecture file: the given path, or `../shared/bench/sbs_archs.txt` from the current
+/// folder, or from the source checkout this binary was built in.
+fn archs_path(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let relative = Path::new("../shared/bench/sbs_archs.txt");
+    let candidates = [relative.to_path_buf(), Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join("shared/bench/sbs_archs.txt")];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| anyhow!("cannot find {} (give the architecture file with --archs)", relative.display()))
+}
+
+fn graph_summary(graph: &Graph) -> String {
+    format!("{} graph nodes", graph.nodes.len())
+}

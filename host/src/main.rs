@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 mod abi_report;
 mod commands;
+mod config;
+mod workflow;
 mod conformance;
 mod elf;
 mod output;
@@ -38,6 +40,16 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Rank correlation of predicted accuracies with a ground-truth table.
     Rank(commands::rank::RankArgs),
+    /// Train the supernets of a split (one per subspace) with a sampler.
+    Train(commands::train::TrainArgs),
+    /// Estimate subnet accuracies with a run's trained supernets.
+    Eval(commands::eval::EvalArgs),
+    /// Evolutionary (or random) search with a run's supernets as the evaluator.
+    Search(commands::search::SearchArgs),
+    /// The whole pipeline in one resumable run directory: plan, train, rank, search, report.
+    Run(commands::run::RunArgs),
+    /// Run the pipeline once per activation and compare.
+    Compare(commands::compare::CompareArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -50,6 +62,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Costs(args) => commands::costs::run(args, &registry()?),
         Command::Bench(args) => commands::bench::run(args, &registry()?),
         Command::Rank(args) => commands::rank::run(args),
+        Command::Train(args) => commands::train::run(args, registry()?.into()),
+        Command::Eval(args) => commands::eval::run(args, registry()?.into()),
+        Command::Search(args) => commands::search::run(args, registry()?.into()),
+        Command::Run(args) => commands::run::run(args, registry()?.into()),
+        Command::Compare(args) => commands::compare::run(args, registry()?.into()),
     }
 }
 

@@ -55,8 +55,9 @@ struct SubspaceRow {
     truth: Option<TruthStats>,
 }
 
+/// A split plan as `fewshot split` prints it (and `plan.json` stores it).
 #[derive(Serialize, Debug)]
-struct SplitReport {
+pub struct SplitReport {
     space: String,
     rule: String,
     splitter: String,
@@ -90,8 +91,8 @@ pub fn csv_fields(line: &str) -> Vec<String> {
     fields
 }
 
-/// Reads `(arch text, value)` pairs from a truth table.
-fn read_truth(path: &Path, column: &str) -> Result<Vec<(usize, String, f64)>> {
+/// The `arch` and `column` cells of a ground-truth CSV: (line number, architecture text, value).
+pub fn read_truth(path: &Path, column: &str) -> Result<Vec<(usize, String, f64)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read truth table {}", path.display()))?;
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines.next().ok_or_else(|| anyhow!("truth table {} is empty", path.display()))?;
@@ -143,22 +144,22 @@ fn range(lo: f64, hi: f64, digits: usize) -> String {
     format!("{lo:.digits$}-{hi:.digits$}")
 }
 
-/// Runs `fewshot split`.
-pub fn run(args: &SplitArgs, registry: &Registry) -> Result<()> {
-    let plan = args.pipeline.plan(registry)?;
-    let truth = match &args.truth {
-        Some(path) => Some(truth_stats(&plan, path, &args.truth_column)?),
+/// The plan of a split as a report: per subspace its size, count and cost ranges, and with a
+/// truth table (path, column) the median and best ground-truth value.
+pub fn split_report(plan: &Plan, space: &str, rule: &str, splitter: &str, truth: Option<(&Path, &str)>) -> Result<SplitReport> {
+    let stats = match truth {
+        Some((path, column)) => Some(truth_stats(plan, path, column)?),
         None => None,
     };
     let report = SplitReport {
-        space: args.pipeline.space.spec(),
-        rule: args.pipeline.rule.clone(),
-        splitter: args.pipeline.splitter_spec(),
+        space: space.to_string(),
+        rule: rule.to_string(),
+        splitter: splitter.to_string(),
         method: plan.method().name(),
         exact: plan.exact(),
         total: plan.total(),
         trash: plan.trash(),
-        truth_column: truth.as_ref().map(|_| args.truth_column.clone()),
+        truth_column: truth.map(|(_, column)| column.to_string()),
         subspaces: plan
             .subspaces()
             .iter()
@@ -174,20 +175,29 @@ pub fn run(args: &SplitArgs, registry: &Registry) -> Result<()> {
                 flops_m_max: s.flops_m_range.1,
                 params_m_min: s.params_m_range.0,
                 params_m_max: s.params_m_range.1,
-                truth: truth.as_ref().map(|t| t[k].clone()),
+                truth: stats.as_ref().map(|t| t[k].clone()),
             })
             .collect(),
     };
     if report.subspaces.is_empty() {
         bail!("the plan has no subspaces");
     }
+    Ok(report)
+}
+
+/// Runs `fewshot split`.
+pub fn run(args: &SplitArgs, registry: &Registry) -> Result<()> {
+    let plan = args.pipeline.plan(registry)?;
+    let truth = args.truth.as_deref().map(|path| (path, args.truth_column.as_str()));
+    let report = split_report(&plan, &args.pipeline.space.spec(), &args.pipeline.rule, &args.pipeline.splitter_spec(), truth)?;
     match args.format {
         Format::Json => print(&format!("{}\n", serde_json::to_string_pretty(&report)?)),
         Format::Table => print(&table(&report)),
     }
 }
 
-fn table(r: &SplitReport) -> String {
+/// The report as a text table with a one-line summary.
+pub fn table(r: &SplitReport) -> String {
     let sizes = if r.exact { format!("exact ({})", r.method) } else { format!("estimated ({})", r.method) };
     let mut out = format!(
         "space {}, rule {}, splitter {}: {} architectures ({} trash), {} subspaces, sizes {sizes}\n\n",

@@ -1,0 +1,153 @@
+//! Options shared by `train`, `run` and `compare`: a TOML configuration file plus overrides of
+//! its most used keys, and `--set section.key=value` for any other key.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::config::RunConfig;
+
+/// Configuration of a run: `--config FILE.toml`, then these overrides.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunOptions {
+    /// TOML configuration (see docs/user-guide.md); the options below override it.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Search space: `nb201`, `mobilenet`, or `name:key=value,...` (e.g. `nb201:C=16,N=5`).
+    #[arg(long, help_heading = "Space and split")]
+    pub space: Option<String>,
+    /// Activation of the space (relu, relu6, tanh, gelu, sigmoid, silu).
+    #[arg(long, value_name = "KIND", help_heading = "Space and split")]
+    pub activation: Option<String>,
+    /// Counting rule: `enn`, `total`, `live` (or `name:params`).
+    #[arg(long, help_heading = "Space and split")]
+    pub rule: Option<String>,
+    /// Splitter: `nonlin` (EFS-NAS), `none` (SPOS), `edge-op` (FS-NAS), `flops`, `params`,
+    /// `random` (or `name:params`).
+    #[arg(long, help_heading = "Space and split")]
+    pub splitter: Option<String>,
+    /// Count groups of the `nonlin` splitter, e.g. `0-1,2,3`.
+    #[arg(long, value_name = "LIST", help_heading = "Space and split")]
+    pub groups: Option<String>,
+    /// Sampler: `sbs` (EFS-NAS), `uniform` (SPOS), `fair`, `group-uniform` (or `name:params`).
+    #[arg(long, help_heading = "Training")]
+    pub sampler: Option<String>,
+    /// Seed of every random choice.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Compute device: cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Images: a CIFAR-10 binary folder or an ImageFolder tree (default: built-in generated
+    /// images).
+    #[arg(long, value_name = "PATH", help_heading = "Data")]
+    pub data: Option<PathBuf>,
+    /// Use a class-stratified subset of this many supernet-training images.
+    #[arg(long, value_name = "N", help_heading = "Data")]
+    pub train_images: Option<usize>,
+    /// Use a class-stratified subset of this many validation images.
+    #[arg(long, value_name = "N", help_heading = "Data")]
+    pub valid_images: Option<usize>,
+    /// Use a class-stratified subset of this many test images.
+    #[arg(long, value_name = "N", help_heading = "Data")]
+    pub test_images: Option<usize>,
+    /// Training epochs.
+    #[arg(long, help_heading = "Training")]
+    pub epochs: Option<usize>,
+    /// Images per training step.
+    #[arg(long, help_heading = "Training")]
+    pub batch: Option<usize>,
+    /// Channel divisor c of the supernets.
+    #[arg(long, value_name = "C", help_heading = "Training")]
+    pub channel_divisor: Option<f64>,
+    /// Starting learning rate.
+    #[arg(long, help_heading = "Training")]
+    pub lr: Option<f64>,
+    /// Search strategy: `evolution` or `random`.
+    #[arg(long, help_heading = "Search")]
+    pub strategy: Option<String>,
+    /// Candidates per generation.
+    #[arg(long, help_heading = "Search")]
+    pub population: Option<usize>,
+    /// Generations after the initial random one.
+    #[arg(long, help_heading = "Search")]
+    pub generations: Option<usize>,
+    /// Largest FLOPs (millions, full width) of a candidate.
+    #[arg(long, value_name = "M", help_heading = "Search")]
+    pub flops_max: Option<f64>,
+    /// Smallest FLOPs (millions, full width) of a candidate.
+    #[arg(long, value_name = "M", help_heading = "Search")]
+    pub flops_min: Option<f64>,
+    /// Largest parameter count (millions, full width) of a candidate.
+    #[arg(long, value_name = "M", help_heading = "Search")]
+    pub params_max: Option<f64>,
+    /// Recalibrate BatchNorm on this many training batches before scoring each architecture.
+    #[arg(long, value_name = "N", help_heading = "Search")]
+    pub bn_recalibrate: Option<usize>,
+    /// Ground-truth table (e.g. ../shared/data/nb201/nb201.csv) to rank the supernets against.
+    #[arg(long, value_name = "CSV", help_heading = "Ranking")]
+    pub truth: Option<PathBuf>,
+    /// Column of the ground truth.
+    #[arg(long, value_name = "COLUMN", help_heading = "Ranking")]
+    pub truth_column: Option<String>,
+    /// Architectures to rank (drawn uniformly; 0 = all).
+    #[arg(long, value_name = "N", help_heading = "Ranking")]
+    pub rank_archs: Option<usize>,
+    /// Any other setting, as `section.key=value` (repeatable), e.g. `train.momentum=0.8`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+impl RunOptions {
+    /// The configuration file (or the defaults) with every override applied.
+    pub fn resolve(&self) -> Result<RunConfig> {
+        let mut c = match &self.config {
+            Some(path) => RunConfig::read(path)?,
+            None => RunConfig::default(),
+        };
+        self.apply(&mut c)?;
+        Ok(c)
+    }
+
+    /// Applies the overrides to `c`.
+    pub fn apply(&self, c: &mut RunConfig) -> Result<()> {
+        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *target = v.clone();
+            }
+        }
+        fn set_some<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
+            if value.is_some() {
+                target.clone_from(value);
+            }
+        }
+        set(&mut c.space.spec, &self.space);
+        set_some(&mut c.space.activation, &self.activation);
+        set(&mut c.split.rule, &self.rule);
+        set(&mut c.split.splitter, &self.splitter);
+        set_some(&mut c.split.groups, &self.groups);
+        set(&mut c.train.sampler, &self.sampler);
+        set(&mut c.seed, &self.seed);
+        set(&mut c.device, &self.device);
+        set_some(&mut c.data.path, &self.data);
+        set_some(&mut c.data.train_images, &self.train_images);
+        set_some(&mut c.data.valid_images, &self.valid_images);
+        set_some(&mut c.data.test_images, &self.test_images);
+        set(&mut c.train.epochs, &self.epochs);
+        set(&mut c.train.batch_size, &self.batch);
+        set(&mut c.train.channel_divisor, &self.channel_divisor);
+        set(&mut c.train.lr, &self.lr);
+        set(&mut c.search.strategy, &self.strategy);
+        set(&mut c.search.population, &self.population);
+        set(&mut c.search.generations, &self.generations);
+        set_some(&mut c.search.flops_max, &self.flops_max);
+        set_some(&mut c.search.flops_min, &self.flops_min);
+        set_some(&mut c.search.params_max, &self.params_max);
+        set(&mut c.eval.bn_recalibrate, &self.bn_recalibrate);
+        set_some(&mut c.rank.truth, &self.truth);
+        set(&mut c.rank.truth_column, &self.truth_column);
+        set(&mut c.rank.archs, &self.rank_archs);
+        c.apply_sets(&self.sets)
+    }
+}

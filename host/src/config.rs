@@ -1,0 +1,473 @@
+//! The configuration of a run: one TOML document (`--config FILE.toml`), overridden by
+//! command-line options, and written resolved into the run directory as `config.toml`.
+//!
+//! The defaults make `fewshot run` with no argument a small but complete search on the CPU:
+//! NB201 at channel divisor 2, the built-in generated dataset, 3 epochs of SBS training, a
+//! short evolutionary search. Every section mirrors a stage of the pipeline.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use fewshot_core::{
+    data::{Augment, DataConfig},
+    optim::{IdleParams, LrSchedule, SgdConfig},
+    search::{SearchConfig, Strategy},
+    supernet::NormMode,
+    train::TrainConfig,
+};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seed of every random choice (weights, data order, sampling, search).
+    pub seed: u64,
+    /// Compute device: `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// The search space.
+    pub space: SpaceSection,
+    /// How the space is split into subspaces.
+    pub split: SplitSection,
+    /// The images.
+    pub data: DataSection,
+    /// Supernet training.
+    pub train: TrainSection,
+    /// Accuracy estimation with the supernets.
+    pub eval: EvalSection,
+    /// Evolutionary search.
+    pub search: SearchSection,
+    /// Rank correlation against a ground-truth table.
+    pub rank: RankSection,
+}
+
+/// `[space]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpaceSection {
+    /// Space plugin spec, `name` or `name:key=value,...`.
+    pub spec: String,
+    /// Activation passed to the space as `activation=...` (none: the space's default).
+    pub activation: Option<String>,
+}
+
+/// `[split]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SplitSection {
+    /// Counting rule spec.
+    pub rule: String,
+    /// Splitter spec.
+    pub splitter: String,
+    /// Count groups passed to the splitter as `groups=...` (none: the space's default).
+    pub groups: Option<String>,
+    /// Draw trash architectures (no live input-to-output path) for training too.
+    pub include_trash: bool,
+}
+
+/// `[data]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// CIFAR-10 binary folder or ImageFolder tree; none = the built-in generated dataset.
+    pub path: Option<PathBuf>,
+    /// Seed of the class-stratified train/validation halves (fixed across run seeds).
+    pub split_seed: u64,
+    /// Stratified subset of the supernet-training half.
+    pub train_images: Option<usize>,
+    /// Stratified subset of the validation half (search fitness, `eval --split valid`).
+    pub valid_images: Option<usize>,
+    /// Stratified subset of the test set (ranking, `eval --split test`).
+    pub test_images: Option<usize>,
+    /// Training images of the built-in dataset.
+    pub builtin_train: usize,
+    /// Test images of the built-in dataset.
+    pub builtin_test: usize,
+}
+
+/// `[train]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainSection {
+    /// Sampler spec: `sbs` (EFS-NAS), `uniform` (SPOS), `fair`, `group-uniform`, ...
+    pub sampler: String,
+    /// Epochs.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Channel divisor `c` of the supernets (paper: 2).
+    pub channel_divisor: f64,
+    /// BatchNorm of the supernets: `plain` (batch statistics, no parameters, as the reference)
+    /// or `affine`.
+    pub norm: String,
+    /// Learning-rate schedule: `epoch` (cosine per epoch, NB201), `iteration` (cosine per
+    /// step), `constant`.
+    pub schedule: String,
+    /// Starting learning rate.
+    pub lr: f64,
+    /// Final learning rate of the cosine schedules.
+    pub lr_min: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+    /// Coupled L2 weight decay.
+    pub weight_decay: f64,
+    /// Parameters a step did not use: `frozen` (untouched until used again) or `decay`
+    /// (decayed and moved by momentum once used, as the reference code).
+    pub idle_params: String,
+    /// Label smoothing ε.
+    pub label_smoothing: f64,
+    /// Zero padding of the random crop (0 = no crop).
+    pub crop_padding: usize,
+    /// Random horizontal flips.
+    pub flip: bool,
+}
+
+/// `[eval]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalSection {
+    /// Images per evaluation batch (BatchNorm uses each batch's statistics; the reference 512).
+    pub batch_size: usize,
+    /// Recalibrate BatchNorm statistics on this many training batches per architecture
+    /// (0 = off).
+    pub bn_recalibrate: usize,
+}
+
+/// `[search]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSection {
+    /// `evolution` or `random` (same evaluation budget).
+    pub strategy: String,
+    /// Candidates per generation.
+    pub population: usize,
+    /// Generations after the initial random one.
+    pub generations: usize,
+    /// Parents kept for mutation and crossover.
+    pub top_k: usize,
+    /// Mutated children per generation.
+    pub mutations: usize,
+    /// Per-position mutation probability.
+    pub mutation_prob: f64,
+    /// Crossover children per generation.
+    pub crossovers: usize,
+    /// Largest FLOPs (millions, full width) of a legal candidate.
+    pub flops_max: Option<f64>,
+    /// Smallest FLOPs (millions, full width) of a legal candidate.
+    pub flops_min: Option<f64>,
+    /// Largest parameter count (millions, full width) of a legal candidate.
+    pub params_max: Option<f64>,
+}
+
+/// `[rank]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RankSection {
+    /// Ground-truth CSV with an `arch` column (e.g. NAS-Bench-201's table); none = no ranking.
+    pub truth: Option<PathBuf>,
+    /// Column of the ground truth to rank against.
+    pub truth_column: String,
+    /// Architectures to rank: drawn uniformly from the whole space (trash included, as the
+    /// reference protocol); 0 = every architecture.
+    pub archs: usize,
+    /// Images to estimate accuracies on: `test` (the reference) or `valid`.
+    pub split: String,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            seed: 0,
+            device: "cpu".into(),
+            space: SpaceSection::default(),
+            split: SplitSection::default(),
+            data: DataSection::default(),
+            train: TrainSection::default(),
+            eval: EvalSection::default(),
+            search: SearchSection::default(),
+            rank: RankSection::default(),
+        }
+    }
+}
+
+impl Default for SpaceSection {
+    fn default() -> Self {
+        SpaceSection { spec: "nb201".into(), activation: None }
+    }
+}
+
+impl Default for SplitSection {
+    fn default() -> Self {
+        SplitSection { rule: "enn".into(), splitter: "nonlin".into(), groups: None, include_trash: false }
+    }
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            path: None,
+            split_seed: 0,
+            train_images: None,
+            valid_images: Some(500),
+            test_images: Some(500),
+            builtin_train: 2000,
+            builtin_test: 500,
+        }
+    }
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            sampler: "sbs".into(),
+            epochs: 3,
+            batch_size: 64,
+            channel_divisor: 2.0,
+            norm: "plain".into(),
+            schedule: "epoch".into(),
+            lr: 0.025,
+            lr_min: 0.001,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-4,
+            idle_params: "frozen".into(),
+            label_smoothing: 0.0,
+            crop_padding: 4,
+            flip: true,
+        }
+    }
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection { batch_size: 250, bn_recalibrate: 0 }
+    }
+}
+
+impl Default for SearchSection {
+    fn default() -> Self {
+        SearchSection {
+            strategy: "evolution".into(),
+            population: 16,
+            generations: 4,
+            top_k: 5,
+            mutations: 8,
+            mutation_prob: 0.1,
+            crossovers: 8,
+            flops_max: None,
+            flops_min: None,
+            params_max: None,
+        }
+    }
+}
+
+impl Default for RankSection {
+    fn default() -> Self {
+        RankSection { truth: None, truth_column: "c10_test_acc".into(), archs: 100, split: "test".into() }
+    }
+}
+
+/// Name of the resolved configuration inside a run directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+impl RunConfig {
+    /// Reads a TOML file; unknown keys are errors.
+    pub fn read(path: &Path) -> Result<RunConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| anyhow!("cannot write the configuration as TOML: {e}"))
+    }
+
+    /// Applies `section.key=value` overrides (`--set`), values parsed as TOML (bare words are
+    /// strings).
+    pub fn apply_sets(&mut self, sets: &[String]) -> Result<()> {
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let mut doc = toml::Value::try_from(&*self).map_err(|e| anyhow!("{e}"))?;
+        for set in sets {
+            let (path, value) = set
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--set `{set}`: expected `section.key=value`"))?;
+            let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+                Ok(mut t) => t.remove("v").expect("parsed key"),
+                Err(_) => toml::Value::String(value.to_string()),
+            };
+            let keys: Vec<&str> = path.trim().split('.').collect();
+            let (last, parents) = keys.split_last().expect("split yields one part");
+            let mut table = doc.as_table_mut().expect("config is a table");
+            for key in parents {
+                table = table
+                    .get_mut(*key)
+                    .and_then(toml::Value::as_table_mut)
+                    .ok_or_else(|| anyhow!("--set `{set}`: there is no section `{key}`"))?;
+            }
+            table.insert(last.to_string(), value);
+        }
+        *self = doc.try_into().map_err(|e| anyhow!("--set: {e}"))?;
+        Ok(())
+    }
+
+    /// Checks values that the stages would otherwise reject late.
+    pub fn validate(&self) -> Result<()> {
+        self.device()?;
+        self.norm()?;
+        self.schedule()?;
+        self.idle_params()?;
+        self.strategy()?;
+        if !(self.train.channel_divisor >= 1.0) {
+            bail!("train.channel_divisor must be at least 1, got {}", self.train.channel_divisor);
+        }
+        if self.eval.batch_size < 2 {
+            bail!("eval.batch_size must be at least 2 (BatchNorm uses batch statistics)");
+        }
+        if !matches!(self.rank.split.as_str(), "test" | "valid") {
+            bail!("rank.split must be `test` or `valid`, got `{}`", self.rank.split);
+        }
+        self.train_config(false)?.validate().map_err(|e| anyhow!("train: {e}"))?;
+        self.search_config()?.validate().map_err(|e| anyhow!("search: {e}"))?;
+        Ok(())
+    }
+
+    /// The compute device.
+    pub fn device(&self) -> Result<fewshot_core::backend::Device> {
+        self.device.parse().map_err(|e: String| anyhow!("device: {e}"))
+    }
+
+    /// The supernets' BatchNorm mode.
+    pub fn norm(&self) -> Result<NormMode> {
+        self.train.norm.parse().map_err(|e: String| anyhow!("train.norm: {e}"))
+    }
+
+    fn schedule(&self) -> Result<LrSchedule> {
+        let t = &self.train;
+        Ok(match t.schedule.as_str() {
+            "epoch" => LrSchedule::CosineEpoch { base: t.lr, min: t.lr_min },
+            "iteration" => LrSchedule::CosineStep { base: t.lr, min: t.lr_min },
+            "constant" => LrSchedule::Constant { lr: t.lr },
+            other => bail!("train.schedule must be `epoch`, `iteration` or `constant`, got `{other}`"),
+        })
+    }
+
+    fn idle_params(&self) -> Result<IdleParams> {
+        Ok(match self.train.idle_params.as_str() {
+            "frozen" => IdleParams::Frozen,
+            "decay" => IdleParams::Decay,
+            other => bail!("train.idle_params must be `frozen` or `decay`, got `{other}`"),
+        })
+    }
+
+    fn strategy(&self) -> Result<Strategy> {
+        self.search.strategy.parse().map_err(|e| anyhow!("search.strategy: {e}"))
+    }
+
+    /// The space's plugin spec with the activation folded in.
+    pub fn space_spec(&self) -> String {
+        match &self.space.activation {
+            Some(a) => crate::commands::pipeline::with_param(&self.space.spec, "activation", a),
+            None => self.space.spec.clone(),
+        }
+    }
+
+    /// The splitter's plugin spec with the groups folded in.
+    pub fn splitter_spec(&self) -> String {
+        match &self.split.groups {
+            Some(g) => crate::commands::pipeline::with_param(&self.split.splitter, "groups", g),
+            None => self.split.splitter.clone(),
+        }
+    }
+
+    /// The engine's training configuration.
+    pub fn train_config(&self, progress: bool) -> Result<TrainConfig> {
+        let t = &self.train;
+        Ok(TrainConfig {
+            epochs: t.epochs,
+            batch_size: t.batch_size,
+            schedule: self.schedule()?,
+            sgd: SgdConfig {
+                momentum: t.momentum,
+                dampening: 0.0,
+                nesterov: t.nesterov,
+                weight_decay: t.weight_decay,
+                idle: self.idle_params()?,
+            },
+            label_smoothing: t.label_smoothing,
+            augment: Augment { crop_padding: t.crop_padding, flip: t.flip },
+            seed: self.seed,
+            progress,
+        })
+    }
+
+    /// The engine's data configuration.
+    pub fn data_config(&self) -> DataConfig {
+        let d = &self.data;
+        DataConfig {
+            path: d.path.clone(),
+            split_seed: d.split_seed,
+            train_images: d.train_images,
+            valid_images: d.valid_images,
+            test_images: d.test_images,
+            builtin_sizes: [d.builtin_train, d.builtin_test],
+            cache_dir: None,
+        }
+    }
+
+    /// The search configuration.
+    pub fn search_config(&self) -> Result<SearchConfig> {
+        let s = &self.search;
+        Ok(SearchConfig {
+            strategy: self.strategy()?,
+            population: s.population,
+            generations: s.generations,
+            top_k: s.top_k,
+            mutations: s.mutations,
+            mutation_prob: s.mutation_prob,
+            crossovers: s.crossovers,
+            ..SearchConfig::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip_through_toml() {
+        let config = RunConfig::default();
+        config.validate().unwrap();
+        let text = config.to_toml().unwrap();
+        let back: RunConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn sets_override_nested_keys_and_reject_unknown_ones() {
+        let mut config = RunConfig::default();
+        config
+            .apply_sets(&["train.epochs=7".into(), "space.activation=gelu".into(), "search.flops_max=50.5".into()])
+            .unwrap();
+        assert_eq!(config.train.epochs, 7);
+        assert_eq!(config.space.activation.as_deref(), Some("gelu"));
+        assert_eq!(config.search.flops_max, Some(50.5));
+        assert!(config.apply_sets(&["train.epoch=7".into()]).is_err());
+        assert!(config.apply_sets(&["nosuch.key=1".into()]).is_err());
+        assert!(config.apply_sets(&["train.epochs=many".into()]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_name() {
+        let mut config = RunConfig::default();
+        config.train.schedule = "linear".into();
+        assert!(config.validate().unwrap_err().to_string().contains("train.schedule"));
+        let mut config = RunConfig::default();
+        config.device = "tpu".into();
+        assert!(config.validate().unwrap_err().to_string().contains("device"));
+    }
+}

@@ -145,14 +145,14 @@ pub struct SearchSection {
     pub population: usize,
     /// Generations after the initial random one.
     pub generations: usize,
-    /// Parents kept for mutation and crossover.
-    pub top_k: usize,
-    /// Mutated children per generation.
-    pub mutations: usize,
+    /// Parents kept for mutation and crossover (default: 10, at most the population).
+    pub top_k: Option<usize>,
+    /// Mutated children per generation (default: half the population).
+    pub mutations: Option<usize>,
     /// Per-position mutation probability.
     pub mutation_prob: f64,
-    /// Crossover children per generation.
-    pub crossovers: usize,
+    /// Crossover children per generation (default: half the population).
+    pub crossovers: Option<usize>,
     /// Largest FLOPs (millions, full width) of a legal candidate.
     pub flops_max: Option<f64>,
     /// Smallest FLOPs (millions, full width) of a legal candidate.
@@ -252,10 +252,10 @@ impl Default for SearchSection {
             strategy: "evolution".into(),
             population: 16,
             generations: 4,
-            top_k: 5,
-            mutations: 8,
+            top_k: None,
+            mutations: None,
             mutation_prob: 0.1,
-            crossovers: 8,
+            crossovers: None,
             flops_max: None,
             flops_min: None,
             params_max: None,
@@ -425,10 +425,10 @@ impl RunConfig {
             strategy: self.strategy()?,
             population: s.population,
             generations: s.generations,
-            top_k: s.top_k,
-            mutations: s.mutations,
+            top_k: s.top_k.unwrap_or(s.population.min(10)),
+            mutations: s.mutations.unwrap_or(s.population / 2),
             mutation_prob: s.mutation_prob,
-            crossovers: s.crossovers,
+            crossovers: s.crossovers.unwrap_or(s.population / 2),
             ..SearchConfig::default()
         })
     }

@@ -98,9 +98,11 @@ impl Run {
                 );
             }
         }
+        let run = Run::with_config(dir, config, registry)?;
+        run.registry.sampler(&run.config.train.sampler)?;
         fs::create_dir_all(dir).with_context(|| format!("cannot create run directory {}", dir.display()))?;
-        write_atomic(&path, config.to_toml()?.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-        Run::with_config(dir, config, registry)
+        write_atomic(&path, run.config.to_toml()?.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(run)
     }
 
     /// Opens an existing run directory with its stored configuration.
@@ -436,10 +438,16 @@ impl TruthTable {
         self.rows.get(arch).map(|r| r[c]).filter(|v| v.is_finite())
     }
 
-    /// Every numeric value of an architecture, as (column, value).
+    /// Every numeric value of an architecture except its row index, as (column, value).
     pub fn values(&self, arch: &str) -> Vec<(String, f64)> {
         match self.rows.get(arch) {
-            Some(row) => self.columns.iter().zip(row).filter(|(_, v)| v.is_finite()).map(|(c, v)| (c.clone(), *v)).collect(),
+            Some(row) => self
+                .columns
+                .iter()
+                .zip(row)
+                .filter(|(c, v)| v.is_finite() && !matches!(c.as_str(), "index" | "id"))
+                .map(|(c, v)| (c.clone(), *v))
+                .collect(),
             None => Vec::new(),
         }
     }

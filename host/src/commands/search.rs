@@ -66,9 +66,14 @@ pub fn run(args: &SearchArgs, registry: Arc<Registry>) -> Result<()> {
     if let Some(v) = &args.strategy {
         s.strategy = v.clone();
     }
-    for (target, value) in [(&mut s.population, args.population), (&mut s.generations, args.generations), (&mut s.top_k, args.top_k), (&mut s.mutations, args.mutations), (&mut s.crossovers, args.crossovers)] {
+    for (target, value) in [(&mut s.population, args.population), (&mut s.generations, args.generations)] {
         if let Some(v) = value {
             *target = v;
+        }
+    }
+    for (target, value) in [(&mut s.top_k, args.top_k), (&mut s.mutations, args.mutations), (&mut s.crossovers, args.crossovers)] {
+        if value.is_some() {
+            *target = value;
         }
     }
     if let Some(p) = args.mutation_prob {

@@ -5,7 +5,7 @@
 //! Every reduction (weight gradients, batch statistics) is split the same way whatever the
 //! number of threads and summed in a fixed order, so results are bit-for-bit reproducible.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, cell::RefCell, mem::MaybeUninit};
 
 use burn::tensor::{ops::FloatTensor, DType, TensorData};
 use burn_flex::FlexTensor;
@@ -35,6 +35,33 @@ impl SharedMut {
     fn ptr(self) -> *mut f32 {
         self.0
     }
+}
+
+/// A vector of `n` floats that `fill` initialises completely (every kernel writes its whole
+/// output), without zeroing it first.
+fn filled(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` wrote all `n` elements (the callers below write every output element).
+    unsafe { v.set_len(n) };
+    v
+}
+
+thread_local! {
+    /// Per-thread scratch buffers (column matrices), kept between calls so they are neither
+    /// reallocated nor zeroed for every block.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's two scratch buffers.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut bufs) => {
+            let (a, b) = &mut *bufs;
+            f(a, b)
+        }
+        Err(_) => f(&mut Vec::new(), &mut Vec::new()),
+    })
 }
 
 fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
@@ -303,27 +330,30 @@ impl ConvGeom {
 
 fn conv_forward(x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
     let plane = g.out_plane();
-    let mut y = vec![0f32; g.cout * g.n * plane];
-    let out = SharedMut(y.as_mut_ptr());
-    let nb = g.block();
-    let blocks: Vec<usize> = (0..g.n).step_by(nb).collect();
-    blocks.par_iter().for_each_init(Vec::new, |col, &n0| {
-        let nb = nb.min(g.n - n0);
-        let cols = g.columns(x, n0, nb, col);
-        // SAFETY: block n0 writes columns n0·plane.. of every output row only.
-        unsafe {
-            broadcast(
-                g.cout,
-                nb * plane,
-                g.rows(),
-                ViewMut { ptr: out.ptr().add(n0 * plane), row_stride: g.n * plane },
-                View { ptr: w.as_ptr(), row_stride: g.rows() },
-                cols,
-                false,
-            );
-        }
-    });
-    y
+    filled(g.cout * g.n * plane, |y| {
+        let out = SharedMut(y.as_mut_ptr() as *mut f32);
+        let nb = g.block();
+        let blocks: Vec<usize> = (0..g.n).step_by(nb).collect();
+        blocks.par_iter().for_each(|&n0| {
+            let nb = nb.min(g.n - n0);
+            with_scratch(|col, _| {
+                let cols = g.columns(x, n0, nb, col);
+                // SAFETY: block n0 writes (all of) columns n0·plane..(n0+nb)·plane of every
+                // output row, and nothing else.
+                unsafe {
+                    broadcast(
+                        g.cout,
+                        nb * plane,
+                        g.rows(),
+                        ViewMut { ptr: out.ptr().add(n0 * plane), row_stride: g.n * plane },
+                        View { ptr: w.as_ptr(), row_stride: g.rows() },
+                        cols,
+                        false,
+                    );
+                }
+            })
+        });
+    })
 }
 
 /// The kernel of the transposed convolution: `w'[ci, co, kh, kw] = w[co, ci, k−1−kh, k−1−kw]`.
@@ -341,23 +371,42 @@ fn flipped_transpose(w: &[f32], cout: usize, cin: usize, k: usize) -> Vec<f32> {
     out
 }
 
-fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom) -> (Vec<f32>, Vec<f32>) {
+/// How a conv backward pass produces dX.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DxPath {
+    /// Not needed (the input is not trained, e.g. the images).
+    Skip,
+    /// Same-size stride-1 odd kernel: the forward conv of dY with the flipped, transposed
+    /// kernel (no scatter-add).
+    Flip,
+    /// 1×1 stride 1: `Wᵀ · dY`, written by each block.
+    Pointwise,
+    /// Otherwise: `Wᵀ · dY` into a column buffer, scattered back (col2im).
+    Scatter,
+}
+
+fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom, need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>) {
     let plane = g.out_plane();
     let rows = g.rows();
     let k = g.spec.kernel;
-    // A same-size stride-1 conv with an odd kernel: dX is the forward conv of dY with the
-    // flipped, transposed kernel (no scatter-add needed).
-    let via_flip = !g.pointwise() && g.same_size() && k % 2 == 1 && g.spec.padding == k / 2;
-    let mut dx = if via_flip {
-        let flip_geom = ConvGeom {
-            cin: g.cout,
-            cout: g.cin,
-            spec: ConvSpec { relu_input: false, ..g.spec },
-            ..g
-        };
-        conv_forward(dy, &flipped_transpose(w, g.cout, g.cin, k), flip_geom)
+    let path = if !need_dx {
+        DxPath::Skip
+    } else if g.pointwise() {
+        DxPath::Pointwise
+    } else if g.same_size() && k % 2 == 1 && g.spec.padding == k / 2 {
+        DxPath::Flip
     } else {
-        vec![0f32; g.cin * g.n * g.in_plane()]
+        DxPath::Scatter
+    };
+    let dx_len = g.cin * g.n * g.in_plane();
+    let mut dx: Vec<f32> = match path {
+        DxPath::Skip => Vec::new(),
+        DxPath::Flip => {
+            let flip_geom = ConvGeom { cin: g.cout, cout: g.cin, spec: ConvSpec { relu_input: false, ..g.spec }, ..g };
+            conv_forward(dy, &flipped_transpose(w, g.cout, g.cin, k), flip_geom)
+        }
+        DxPath::Pointwise => Vec::with_capacity(dx_len),
+        DxPath::Scatter => vec![0f32; dx_len],
     };
     let dx_ptr = SharedMut(dx.as_mut_ptr());
     let nb = g.block();
@@ -366,98 +415,111 @@ fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom) -> (Vec<f32>, Ve
     let wt: Vec<f32> = (0..rows * g.cout).map(|i| w[(i % g.cout) * rows + i / g.cout]).collect();
     let partials: Vec<Vec<f32>> = blocks
         .par_iter()
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |(col, dcol), &n0| {
+        .map(|&n0| {
+            with_scratch(|col, dcol| {
                 let nb = nb.min(g.n - n0);
                 let width = nb * plane;
                 let dy_block = View { ptr: dy[n0 * plane..].as_ptr(), row_stride: g.n * plane };
                 let mut dw = vec![0f32; g.cout * rows];
                 // SAFETY: all views lie inside their buffers; dw and dcol are private to this
-                // block; dx is written only for this block's images.
+                // block; dx is written only for this block's images, and the pointwise path
+                // writes all of them before the ReLU mask reads them.
                 unsafe {
                     let cols = g.columns(x, n0, nb, col);
                     // dW = dY · colᵀ
                     dot_grid(g.cout, rows, width, ViewMut { ptr: dw.as_mut_ptr(), row_stride: rows }, dy_block, cols, false);
                     let wt = View { ptr: wt.as_ptr(), row_stride: g.cout };
-                    if g.pointwise() {
-                        // dX = Wᵀ · dY, straight into dx.
-                        let dst = ViewMut { ptr: dx_ptr.ptr().add(n0 * g.in_plane()), row_stride: g.n * g.in_plane() };
-                        broadcast(g.cin, width, g.cout, dst, wt, dy_block, false);
-                    } else if !via_flip {
-                        dcol.resize(rows * width, 0.0);
-                        let dst = ViewMut { ptr: dcol.as_mut_ptr(), row_stride: width };
-                        broadcast(rows, width, g.cout, dst, wt, dy_block, false);
-                        g.col2im(dcol, n0, nb, dx_ptr);
+                    match path {
+                        DxPath::Pointwise => {
+                            let dst = ViewMut { ptr: dx_ptr.ptr().add(n0 * g.in_plane()), row_stride: g.n * g.in_plane() };
+                            broadcast(g.cin, width, g.cout, dst, wt, dy_block, false);
+                        }
+                        DxPath::Scatter => {
+                            dcol.resize(rows * width, 0.0);
+                            let dst = ViewMut { ptr: dcol.as_mut_ptr(), row_stride: width };
+                            broadcast(rows, width, g.cout, dst, wt, dy_block, false);
+                            g.col2im(dcol, n0, nb, dx_ptr);
+                        }
+                        DxPath::Flip | DxPath::Skip => {}
                     }
-                    if g.spec.relu_input {
+                    if g.spec.relu_input && path != DxPath::Skip {
                         for ci in 0..g.cin {
                             let start = (ci * g.n + n0) * g.in_plane();
                             let len = nb * g.in_plane();
-                            let d = std::slice::from_raw_parts_mut(dx_ptr.ptr().add(start), len);
-                            for (d, &v) in d.iter_mut().zip(&x[start..start + len]) {
-                                if v <= 0.0 {
-                                    *d = 0.0;
-                                }
-                            }
+                            relu_mask(std::slice::from_raw_parts_mut(dx_ptr.ptr().add(start), len), &x[start..start + len]);
                         }
                     }
                 }
                 dw
-            },
-        )
+            })
+        })
         .collect();
+    if path == DxPath::Pointwise {
+        // SAFETY: the blocks wrote every element of dx.
+        unsafe { dx.set_len(dx_len) };
+    }
     let mut dw = vec![0f32; g.cout * rows];
     for part in partials {
         for (a, b) in dw.iter_mut().zip(part) {
             *a += b;
         }
     }
-    (dx, dw)
+    ((path != DxPath::Skip).then_some(dx), dw)
+}
+
+/// Zeroes the gradient where the ReLU input was not positive.
+#[inline(never)]
+fn relu_mask(dx: &mut [f32], x: &[f32]) {
+    for (d, &v) in dx.iter_mut().zip(x) {
+        *d = if v > 0.0 { *d } else { 0.0 };
+    }
 }
 
 
 /// Batch statistics per channel row: (y, mean, 1/std).
 fn bn_forward(x: &[f32], channels: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let len = x.len() / channels;
-    let mut y = vec![0f32; x.len()];
-    let stats: Vec<(f32, f32)> = y
-        .par_chunks_mut(len)
-        .zip(x.par_chunks(len))
-        .map(|(y, x)| {
-            let mean = (sum(x) / len as f64) as f32;
-            let var: f64 = x
-                .chunks(1024)
-                .map(|b| lanes_sum(b, |v| (v - mean) * (v - mean)) as f64)
-                .sum::<f64>()
-                / len as f64;
-            let inv_std = (1.0 / (var + crate::supernet::BN_EPS).sqrt()) as f32;
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = (v - mean) * inv_std;
-            }
-            (mean, inv_std)
-        })
-        .collect();
+    let mut stats: Vec<(f32, f32)> = Vec::new();
+    let y = filled(x.len(), |y| {
+        stats = y.par_chunks_mut(len).zip(x.par_chunks(len)).map(|(y, x)| bn_row_forward(x, y)).collect();
+    });
     let (mean, inv_std) = stats.into_iter().unzip();
     (y, mean, inv_std)
+}
+
+/// Normalises one channel row; returns (mean, 1/std).
+#[inline(never)]
+fn bn_row_forward(x: &[f32], y: &mut [MaybeUninit<f32>]) -> (f32, f32) {
+    let len = x.len();
+    let mean = (sum(x) / len as f64) as f32;
+    let var: f64 = x.chunks(1024).map(|b| lanes_sum(b, |v| (v - mean) * (v - mean)) as f64).sum::<f64>() / len as f64;
+    let inv_std = (1.0 / (var + crate::supernet::BN_EPS).sqrt()) as f32;
+    for (o, &v) in y.iter_mut().zip(x) {
+        o.write((v - mean) * inv_std);
+    }
+    (mean, inv_std)
 }
 
 /// `dx = inv_std · (dy − mean(dy) − y · mean(dy · y))` per channel row.
 fn bn_backward(y: &[f32], inv_std: &[f32], dy: &[f32]) -> Vec<f32> {
     let channels = inv_std.len();
     let len = y.len() / channels;
-    let mut dx = vec![0f32; y.len()];
-    dx.par_chunks_mut(len)
-        .zip(y.par_chunks(len).zip(dy.par_chunks(len)))
-        .zip(inv_std.par_iter())
-        .for_each(|((dx, (y, dy)), &inv_std)| {
-            let mean_dy = (sum(dy) / len as f64) as f32;
-            let mean_dy_y = (dot(dy, y) / len as f64) as f32;
-            for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(y) {
-                *d = inv_std * (g - mean_dy - v * mean_dy_y);
-            }
-        });
-    dx
+    filled(y.len(), |dx| {
+        dx.par_chunks_mut(len)
+            .zip(y.par_chunks(len).zip(dy.par_chunks(len)))
+            .zip(inv_std.par_iter())
+            .for_each(|((dx, (y, dy)), &inv_std)| bn_row_backward(y, dy, inv_std, dx));
+    })
+}
+
+#[inline(never)]
+fn bn_row_backward(y: &[f32], dy: &[f32], inv_std: f32, dx: &mut [MaybeUninit<f32>]) {
+    let len = y.len() as f64;
+    let mean_dy = (sum(dy) / len) as f32;
+    let mean_dy_y = (dot(dy, y) / len) as f32;
+    for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(y) {
+        d.write(inv_std * (g - mean_dy - v * mean_dy_y));
+    }
 }
 
 /// Splits an element-wise job into fixed 64 Ki-element pieces run in parallel.
@@ -478,50 +540,51 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 fn act_forward(kind: Activation, x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(y, x)| {
-        let it = y.iter_mut().zip(x);
-        match kind {
-            Activation::Relu => it.for_each(|(o, &v)| *o = v.max(0.0)),
-            Activation::Relu6 => it.for_each(|(o, &v)| *o = v.clamp(0.0, 6.0)),
-            Activation::Tanh => it.for_each(|(o, &v)| *o = v.tanh()),
-            Activation::Gelu => it.for_each(|(o, &v)| *o = gelu(v)),
-            Activation::Sigmoid => it.for_each(|(o, &v)| *o = sigmoid(v)),
-            Activation::Silu => it.for_each(|(o, &v)| *o = v * sigmoid(v)),
-            other => unreachable!("activation {other:?} is rejected when the layout is built"),
-        }
-    });
-    y
-}
-
-fn act_backward(kind: Activation, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(PIECE)
-        .zip(x.par_chunks(PIECE).zip(dy.par_chunks(PIECE)))
-        .for_each(|(dx, (x, dy))| {
-            let it = dx.iter_mut().zip(x.iter().zip(dy));
+    filled(x.len(), |y| {
+        y.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(y, x)| {
+            let it = y.iter_mut().zip(x);
             match kind {
-                Activation::Relu => it.for_each(|(d, (&v, &g))| *d = if v > 0.0 { g } else { 0.0 }),
-                Activation::Relu6 => {
-                    it.for_each(|(d, (&v, &g))| *d = if v > 0.0 && v < 6.0 { g } else { 0.0 })
-                }
-                Activation::Tanh => it.for_each(|(d, (&v, &g))| {
-                    let t = v.tanh();
-                    *d = g * (1.0 - t * t)
-                }),
-                Activation::Gelu => it.for_each(|(d, (&v, &g))| *d = g * gelu_grad(v)),
-                Activation::Sigmoid => it.for_each(|(d, (&v, &g))| {
-                    let s = sigmoid(v);
-                    *d = g * s * (1.0 - s)
-                }),
-                Activation::Silu => it.for_each(|(d, (&v, &g))| {
-                    let s = sigmoid(v);
-                    *d = g * s * (1.0 + v * (1.0 - s))
-                }),
+                Activation::Relu => it.for_each(|(o, &v)| _ = o.write(v.max(0.0))),
+                Activation::Relu6 => it.for_each(|(o, &v)| _ = o.write(v.clamp(0.0, 6.0))),
+                Activation::Tanh => it.for_each(|(o, &v)| _ = o.write(v.tanh())),
+                Activation::Gelu => it.for_each(|(o, &v)| _ = o.write(gelu(v))),
+                Activation::Sigmoid => it.for_each(|(o, &v)| _ = o.write(sigmoid(v))),
+                Activation::Silu => it.for_each(|(o, &v)| _ = o.write(v * sigmoid(v))),
                 other => unreachable!("activation {other:?} is rejected when the layout is built"),
             }
         });
-    dx
+    })
+}
+
+fn act_backward(kind: Activation, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    filled(x.len(), |dx| {
+        dx.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE).zip(dy.par_chunks(PIECE))).for_each(|(dx, (x, dy))| {
+            let it = dx.iter_mut().zip(x.iter().zip(dy));
+            let grad: fn(f32) -> f32 = match kind {
+                Activation::Relu => |v| if v > 0.0 { 1.0 } else { 0.0 },
+                Activation::Relu6 => |v| if v > 0.0 && v < 6.0 { 1.0 } else { 0.0 },
+                Activation::Tanh => |v| {
+                    let t = v.tanh();
+                    1.0 - t * t
+                },
+                Activation::Gelu => gelu_grad,
+                Activation::Sigmoid => |v| {
+                    let s = sigmoid(v);
+                    s * (1.0 - s)
+                },
+                Activation::Silu => |v| {
+                    let s = sigmoid(v);
+                    s * (1.0 + v * (1.0 - s))
+                },
+                other => unreachable!("activation {other:?} is rejected when the layout is built"),
+            };
+            if kind == Activation::Relu {
+                it.for_each(|(d, (&v, &g))| _ = d.write(if v > 0.0 { g } else { 0.0 }));
+            } else {
+                it.for_each(|(d, (&v, &g))| _ = d.write(g * grad(v)));
+            }
+        });
+    })
 }
 
 /// The input rows `[lo, hi)` a pooling window starting at `o·stride − padding` covers.
@@ -701,15 +764,16 @@ impl Kernels for Flex {
         w: FloatTensor<Self>,
         dy: FloatTensor<Self>,
         spec: ConvSpec,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        need_dx: bool,
+    ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
         if spec.groups != 1 {
             let [dx, dw] = super::vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
-            return (dx, dw);
+            return (need_dx.then_some(dx), dw);
         }
         let wd: [usize; 4] = dims(&w);
         let g = ConvGeom::new(dims(&x), wd, spec);
-        let (dx, dw) = conv_backward(&values(&x), &values(&w), &values(&dy), g);
-        (tensor(dx, [g.cin, g.n, g.h, g.w]), tensor(dw, wd))
+        let (dx, dw) = conv_backward(&values(&x), &values(&w), &values(&dy), g, need_dx);
+        (dx.map(|dx| tensor(dx, [g.cin, g.n, g.h, g.w])), tensor(dw, wd))
     }
 
     fn bn_forward(x: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
@@ -811,7 +875,8 @@ mod tests {
             let want = into_prim(generic_conv::<Flex>(from_prim(x.clone()), from_prim(w.clone()), spec));
             close(&y, &want, &format!("conv forward {spec:?}"));
             let dy = random(dims(&y), 200 + i as u64);
-            let (dx, dw) = Flex::conv_backward(x.clone(), w.clone(), dy.clone(), spec);
+            let (dx, dw) = Flex::conv_backward(x.clone(), w.clone(), dy.clone(), spec, true);
+            let dx = dx.unwrap();
             let [dx_want, dw_want] =
                 vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
             close(&dx, &dx_want, &format!("conv dx {spec:?}"));
@@ -907,7 +972,7 @@ mod timing {
                 broadcast(g.cout, nb * g.out_plane(), g.rows(), ViewMut { ptr: y.as_mut_ptr().add(n0 * g.out_plane()), row_stride: 64 * g.out_plane() }, View { ptr: w.as_ptr(), row_stride: g.rows() }, View { ptr: col.as_ptr(), row_stride: nb * g.out_plane() }, false);
             } });
             let t_all = best(|| { conv_forward(&x, &w, g); });
-            let t_bwd = best(|| { conv_backward(&x, &w, &x, g); });
+            let t_bwd = best(|| { conv_backward(&x, &w, &x, g, true); });
             println!("C={c} HW={hw} nb={nb}: im2col {t_im2col:.3} ms, gemm {t_gemm:.3} ms, forward {t_all:.3} ms, backward {t_bwd:.3} ms");
         }
     }

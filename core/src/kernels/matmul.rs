@@ -139,9 +139,10 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize>(
             }
         }
         for (r, acc_r) in acc.iter().enumerate() {
-            let dst = &mut *(out.ptr.add((row + r) * out.row_stride + col) as *mut [f32; L]);
-            for l in 0..L {
-                dst[l] = if accumulate { dst[l] + acc_r[l] } else { acc_r[l] };
+            let dst = out.ptr.add((row + r) * out.row_stride + col);
+            for (l, &v) in acc_r.iter().enumerate() {
+                let d = dst.add(l);
+                d.write(if accumulate { *d + v } else { v });
             }
         }
         col += L;
@@ -153,7 +154,7 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize>(
                 s = madd::<FMA>(*a_row(r).add(kk), *b.ptr.add(kk * b.row_stride + c), s);
             }
             let dst = out.ptr.add((row + r) * out.row_stride + c);
-            *dst = if accumulate { *dst + s } else { s };
+            dst.write(if accumulate { *dst + s } else { s });
         }
     }
 }
@@ -250,7 +251,7 @@ unsafe fn dot_tile<const FMA: bool, const L: usize, const I: usize, const J: usi
                 s = madd::<FMA>(*a.ptr.add((i + ii) * a.row_stride + qq), *b.ptr.add((j + jj) * b.row_stride + qq), s);
             }
             let dst = out.ptr.add((i + ii) * out.row_stride + j + jj);
-            *dst = if accumulate { *dst + s } else { s };
+            dst.write(if accumulate { *dst + s } else { s });
         }
     }
 }

@@ -162,15 +162,16 @@ pub trait Kernels: Backend {
         into_prim(generic_conv::<Self>(from_prim(x), from_prim(w), spec))
     }
 
-    /// Gradients of the convolution: (dx, dw).
+    /// Gradients of the convolution: (dx when `need_dx`, dw).
     fn conv_backward(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         dy: FloatTensor<Self>,
         spec: ConvSpec,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        need_dx: bool,
+    ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
         let [dx, dw] = vjp::<Self, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
-        (dx, dw)
+        (need_dx.then_some(dx), dw)
     }
 
     /// Batch-statistics BatchNorm: (y, mean `[C]`, 1/√(var+eps) `[C]`), biased variance.

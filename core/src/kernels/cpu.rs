@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::{
     from_prim, generic_conv, into_prim,
-    matmul::{broadcast, dot_grid, View, ViewMut},
+    matmul::{broadcast, dot_grid, Packed, View, ViewMut, PANEL},
     ConvSpec, Kernels, PoolSpec,
 };
 use crate::backend::CpuBackend;
@@ -50,18 +50,34 @@ fn filled(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
 thread_local! {
     /// Per-thread scratch buffers (column matrices), kept between calls so they are neither
     /// reallocated nor zeroed for every block.
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch { col: Vec::new(), dcol: Vec::new(), plane: Vec::new() }) };
 }
 
-/// Runs `f` with this thread's two scratch buffers.
-fn with_scratch<R>(f: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>) -> R) -> R {
+/// A thread's scratch buffers.
+struct Scratch {
+    /// Packed column matrix.
+    col: Vec<f32>,
+    /// Column-matrix gradient.
+    dcol: Vec<f32>,
+    /// One tap plane.
+    plane: Vec<f32>,
+}
+
+/// Runs `f` with this thread's scratch buffers.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut bufs) => {
-            let (a, b) = &mut *bufs;
-            f(a, b)
-        }
-        Err(_) => f(&mut Vec::new(), &mut Vec::new()),
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch { col: Vec::new(), dcol: Vec::new(), plane: Vec::new() }),
     })
+}
+
+/// The first `len` elements of a scratch buffer, grown (never shrunk, so never re-zeroed) to
+/// hold them. Callers overwrite what they use.
+fn grow(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
@@ -134,6 +150,31 @@ fn valid_range(out: usize, width: usize, stride: usize, offset: isize) -> (usize
     (lo.min(hi) as usize, hi as usize)
 }
 
+/// `out = relu?(src)`.
+fn relu_copy(src: &[f32], out: &mut [f32], relu: bool) {
+    if relu {
+        for (o, &v) in out.iter_mut().zip(src) {
+            *o = v.max(0.0);
+        }
+    } else {
+        out.copy_from_slice(src);
+    }
+}
+
+/// Writes `values` into row `row` of a packed matrix with `rows` rows, from column `first`.
+fn pack_row(packed: &mut [f32], rows: usize, row: usize, first: usize, values: &[f32]) {
+    if first % PANEL == 0 && values.len() % PANEL == 0 {
+        for (i, chunk) in values.chunks_exact(PANEL).enumerate() {
+            let at = Packed::index(rows, row, first + i * PANEL);
+            packed[at..at + PANEL].copy_from_slice(chunk);
+        }
+    } else {
+        for (j, &v) in values.iter().enumerate() {
+            packed[Packed::index(rows, row, first + j)] = v;
+        }
+    }
+}
+
 /// Geometry of one convolution.
 #[derive(Clone, Copy)]
 struct ConvGeom {
@@ -192,22 +233,26 @@ impl ConvGeom {
         self.spec.stride == 1 && self.ho == self.h && self.wo == self.w
     }
 
-    /// Fills `col` (`rows × nb·out_plane`) for images `n0..n0+nb` of `x`.
-    fn im2col(&self, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
+    /// Fills `col`, the packed column matrix (`rows × nb·out_plane`, see [`Packed`]) of
+    /// images `n0..n0+nb` of `x`, one tap plane at a time through `plane_buf`.
+    fn im2col(&self, x: &[f32], n0: usize, nb: usize, col: &mut [f32], plane_buf: &mut Vec<f32>) {
         let k = self.spec.kernel;
-        let width = nb * self.out_plane();
+        let rows = self.rows();
+        let out_plane = self.out_plane();
+        let tap = grow(plane_buf, out_plane);
         for ci in 0..self.cin {
             for nl in 0..nb {
                 let plane = &x[(ci * self.n + n0 + nl) * self.in_plane()..][..self.in_plane()];
                 for kh in 0..k {
                     for kw in 0..k {
-                        let row = &mut col[((ci * k + kh) * k + kw) * width..][..width];
-                        let out = &mut row[nl * self.out_plane()..][..self.out_plane()];
-                        if self.same_size() {
-                            self.shifted_plane(plane, out, kh, kw);
+                        if self.pointwise() {
+                            relu_copy(plane, tap, self.spec.relu_input);
+                        } else if self.same_size() {
+                            self.shifted_plane(plane, tap, kh, kw);
                         } else {
-                            self.gathered_plane(plane, out, kh, kw);
+                            self.gathered_plane(plane, tap, kh, kw);
                         }
+                        pack_row(col, rows, (ci * k + kh) * k + kw, nl * out_plane, tap);
                     }
                 }
             }
@@ -236,14 +281,16 @@ impl ConvGeom {
         } else {
             dst.copy_from_slice(src);
         }
-        // Columns that wrapped around to the neighbouring row.
+        // Columns that wrapped around to the neighbouring row (single stores: these runs are
+        // one or two elements long, too short for a memset call).
         if dc != 0 {
+            let (first, count) = if dc > 0 { ((w - dc).max(0), dc.min(w)) } else { (0, (-dc).min(w)) };
             for r in row_lo..row_hi {
-                let row = &mut out[(r * w) as usize..((r + 1) * w) as usize];
-                if dc > 0 {
-                    row[(w - dc).max(0) as usize..].fill(0.0);
+                let at = (r * w + first) as usize;
+                if count == 1 {
+                    out[at] = 0.0;
                 } else {
-                    row[..(-dc).min(w) as usize].fill(0.0);
+                    out[at..at + count as usize].fill(0.0);
                 }
             }
         }
@@ -315,16 +362,12 @@ impl ConvGeom {
         }
     }
 
-    /// The column matrix of a block as a gemm operand (pointer, row stride, column stride):
-    /// the input itself for a plain pointwise conv, else `col` after filling it.
-    fn columns(&self, x: &[f32], n0: usize, nb: usize, col: &mut Vec<f32>) -> View {
-        let width = nb * self.out_plane();
-        if self.pointwise() && !self.spec.relu_input {
-            return View { ptr: x[n0 * self.in_plane()..].as_ptr(), row_stride: self.n * self.in_plane() };
-        }
-        col.resize(self.rows() * width, 0.0);
-        self.im2col(x, n0, nb, col);
-        View { ptr: col.as_ptr(), row_stride: width }
+    /// The packed column matrix of a block (built in `col`).
+    fn columns(&self, x: &[f32], n0: usize, nb: usize, col: &mut Vec<f32>, plane_buf: &mut Vec<f32>) -> Packed {
+        let rows = self.rows();
+        let col = grow(col, Packed::len(rows, nb * self.out_plane()));
+        self.im2col(x, n0, nb, col, plane_buf);
+        Packed { ptr: col.as_ptr(), rows }
     }
 }
 
@@ -336,8 +379,8 @@ fn conv_forward(x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
         let blocks: Vec<usize> = (0..g.n).step_by(nb).collect();
         blocks.par_iter().for_each(|&n0| {
             let nb = nb.min(g.n - n0);
-            with_scratch(|col, _| {
-                let cols = g.columns(x, n0, nb, col);
+            with_scratch(|scratch| {
+                let cols = g.columns(x, n0, nb, &mut scratch.col, &mut scratch.plane);
                 // SAFETY: block n0 writes (all of) columns n0·plane..(n0+nb)·plane of every
                 // output row, and nothing else.
                 unsafe {
@@ -416,7 +459,7 @@ fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom, need_dx: bool) -
     let partials: Vec<Vec<f32>> = blocks
         .par_iter()
         .map(|&n0| {
-            with_scratch(|col, dcol| {
+            with_scratch(|scratch| {
                 let nb = nb.min(g.n - n0);
                 let width = nb * plane;
                 let dy_block = View { ptr: dy[n0 * plane..].as_ptr(), row_stride: g.n * plane };
@@ -425,7 +468,7 @@ fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom, need_dx: bool) -
                 // block; dx is written only for this block's images, and the pointwise path
                 // writes all of them before the ReLU mask reads them.
                 unsafe {
-                    let cols = g.columns(x, n0, nb, col);
+                    let cols = g.columns(x, n0, nb, &mut scratch.col, &mut scratch.plane);
                     // dW = dY · colᵀ
                     dot_grid(g.cout, rows, width, ViewMut { ptr: dw.as_mut_ptr(), row_stride: rows }, dy_block, cols, false);
                     let wt = View { ptr: wt.as_ptr(), row_stride: g.cout };
@@ -435,7 +478,7 @@ fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom, need_dx: bool) -
                             broadcast(g.cin, width, g.cout, dst, wt, dy_block, false);
                         }
                         DxPath::Scatter => {
-                            dcol.resize(rows * width, 0.0);
+                            let dcol = grow(&mut scratch.dcol, rows * width);
                             let dst = ViewMut { ptr: dcol.as_mut_ptr(), row_stride: width };
                             broadcast(rows, width, g.cout, dst, wt, dy_block, false);
                             g.col2im(dcol, n0, nb, dx_ptr);
@@ -965,11 +1008,12 @@ mod timing {
             let x: Vec<f32> = (0..c * 64 * hw * hw).map(|i| (i % 7) as f32 - 3.0).collect();
             let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 5) as f32 * 0.1).collect();
             let nb = g.block();
-            let mut col = vec![0f32; g.rows() * nb * g.out_plane()];
-            let t_im2col = best(|| for n0 in (0..64 - nb + 1).step_by(nb) { g.im2col(&x, n0, nb, &mut col) });
+            let mut col = vec![0f32; Packed::len(g.rows(), nb * g.out_plane())];
+            let mut plane = Vec::new();
+            let t_im2col = best(|| for n0 in (0..64 - nb + 1).step_by(nb) { g.im2col(&x, n0, nb, &mut col, &mut plane) });
             let mut y = vec![0f32; c * 64 * hw * hw];
             let t_gemm = best(|| for n0 in (0..64 - nb + 1).step_by(nb) { unsafe {
-                broadcast(g.cout, nb * g.out_plane(), g.rows(), ViewMut { ptr: y.as_mut_ptr().add(n0 * g.out_plane()), row_stride: 64 * g.out_plane() }, View { ptr: w.as_ptr(), row_stride: g.rows() }, View { ptr: col.as_ptr(), row_stride: nb * g.out_plane() }, false);
+                broadcast(g.cout, nb * g.out_plane(), g.rows(), ViewMut { ptr: y.as_mut_ptr().add(n0 * g.out_plane()), row_stride: 64 * g.out_plane() }, View { ptr: w.as_ptr(), row_stride: g.rows() }, Packed { ptr: col.as_ptr(), rows: g.rows() }, false);
             } });
             let t_all = best(|| { conv_forward(&x, &w, g); });
             let t_bwd = best(|| { conv_backward(&x, &w, &x, g, true); });

@@ -161,16 +161,81 @@ fn relu_copy(src: &[f32], out: &mut [f32], relu: bool) {
     }
 }
 
-/// Writes `values` into row `row` of a packed matrix with `rows` rows, from column `first`.
-fn pack_row(packed: &mut [f32], rows: usize, row: usize, first: usize, values: &[f32]) {
-    if first % PANEL == 0 && values.len() % PANEL == 0 {
-        for (i, chunk) in values.chunks_exact(PANEL).enumerate() {
-            let at = Packed::index(rows, row, first + i * PANEL);
-            packed[at..at + PANEL].copy_from_slice(chunk);
+/// Writes `values` into row `row` of a packed matrix with `rows` rows, from column `first`,
+/// one panel-sized piece at a time.
+#[inline]
+fn pack_run(packed: &mut [f32], rows: usize, row: usize, first: usize, values: &[f32]) {
+    let mut col = first;
+    let mut rest = values;
+    while !rest.is_empty() {
+        let take = (PANEL - col % PANEL).min(rest.len());
+        let at = Packed::index(rows, row, col);
+        if take == PANEL {
+            packed[at..at + PANEL].copy_from_slice(&rest[..PANEL]);
+        } else {
+            packed[at..at + take].copy_from_slice(&rest[..take]);
         }
-    } else {
-        for (j, &v) in values.iter().enumerate() {
-            packed[Packed::index(rows, row, first + j)] = v;
+        col += take;
+        rest = &rest[take..];
+    }
+}
+
+/// Copies the taps of one zero-padded input plane into a packed column matrix.
+struct TapCopy {
+    /// Rows of the packed matrix.
+    rows: usize,
+    /// Kernel size.
+    k: usize,
+    /// Input channel (selects the matrix rows `ci·k²..`).
+    ci: usize,
+    /// Plane width.
+    w: usize,
+    /// Padded plane width.
+    padded_w: usize,
+}
+
+impl TapCopy {
+    /// Panel by panel, for panel-aligned planes whose rows are `SEG`-float pieces of a panel
+    /// (`SEG` = [`PANEL`] when the width is a multiple of it, else the width itself): constant-
+    /// size copies only.
+    #[inline(always)]
+    fn panels<const SEG: usize>(&self, col: &mut [f32], padded: &[f32], first: usize, out_plane: usize) {
+        // Source offsets of the pieces of the current panel (at most PANEL / 4 = 4 pieces).
+        let mut starts = [0usize; 4];
+        let (mut oh, mut ow) = (0, 0);
+        for panel in 0..out_plane / PANEL {
+            for start in starts.iter_mut().take(PANEL / SEG) {
+                *start = oh * self.padded_w + ow;
+                ow += SEG;
+                if ow == self.w {
+                    ow = 0;
+                    oh += 1;
+                }
+            }
+            let base = (first / PANEL + panel) * self.rows * PANEL;
+            for kh in 0..self.k {
+                for kw in 0..self.k {
+                    let row = (self.ci * self.k + kh) * self.k + kw;
+                    let dst = &mut col[base + row * PANEL..][..PANEL];
+                    let shift = kh * self.padded_w + kw;
+                    for (piece, &start) in starts.iter().take(PANEL / SEG).enumerate() {
+                        dst[piece * SEG..][..SEG].copy_from_slice(&padded[start + shift..][..SEG]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row by row, for any width.
+    fn runs(&self, col: &mut [f32], padded: &[f32], first: usize, h: usize) {
+        for kh in 0..self.k {
+            for kw in 0..self.k {
+                let row = (self.ci * self.k + kh) * self.k + kw;
+                for oh in 0..h {
+                    let src = &padded[(oh + kh) * self.padded_w + kw..][..self.w];
+                    pack_run(col, self.rows, row, first + oh * self.w, src);
+                }
+            }
         }
     }
 }
@@ -234,69 +299,70 @@ impl ConvGeom {
     }
 
     /// Fills `col`, the packed column matrix (`rows × nb·out_plane`, see [`Packed`]) of
-    /// images `n0..n0+nb` of `x`, one tap plane at a time through `plane_buf`.
+    /// images `n0..n0+nb` of `x`. A same-size convolution copies its taps out of one
+    /// zero-padded, ReLU-applied copy of each input plane; others go through one tap plane at
+    /// a time.
     fn im2col(&self, x: &[f32], n0: usize, nb: usize, col: &mut [f32], plane_buf: &mut Vec<f32>) {
         let k = self.spec.kernel;
         let rows = self.rows();
         let out_plane = self.out_plane();
-        let tap = grow(plane_buf, out_plane);
+        let pad = self.spec.padding;
+        let padded_w = self.w + 2 * pad;
         for ci in 0..self.cin {
             for nl in 0..nb {
                 let plane = &x[(ci * self.n + n0 + nl) * self.in_plane()..][..self.in_plane()];
-                for kh in 0..k {
-                    for kw in 0..k {
-                        if self.pointwise() {
-                            relu_copy(plane, tap, self.spec.relu_input);
-                        } else if self.same_size() {
-                            self.shifted_plane(plane, tap, kh, kw);
-                        } else {
-                            self.gathered_plane(plane, tap, kh, kw);
+                let first = nl * out_plane;
+                if self.pointwise() {
+                    let tap = grow(plane_buf, out_plane);
+                    relu_copy(plane, tap, self.spec.relu_input);
+                    pack_run(col, rows, ci, first, tap);
+                } else if self.same_size() {
+                    let padded = grow(plane_buf, padded_w * (self.h + 2 * pad));
+                    self.pad_plane(plane, padded);
+                    let taps = TapCopy { rows, k, ci, w: self.w, padded_w };
+                    if first % PANEL == 0 && out_plane % PANEL == 0 {
+                        match self.w {
+                            w if w % PANEL == 0 => taps.panels::<PANEL>(col, padded, first, out_plane),
+                            8 => taps.panels::<8>(col, padded, first, out_plane),
+                            4 => taps.panels::<4>(col, padded, first, out_plane),
+                            _ => taps.runs(col, padded, first, self.h),
                         }
-                        pack_row(col, rows, (ci * k + kh) * k + kw, nl * out_plane, tap);
+                    } else {
+                        taps.runs(col, padded, first, self.h);
+                    }
+                } else {
+                    let tap = grow(plane_buf, out_plane);
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            self.gathered_plane(plane, tap, kh, kw);
+                            pack_run(col, rows, (ci * k + kh) * k + kw, first, tap);
+                        }
                     }
                 }
             }
         }
     }
 
-    /// `out[oh, ow] = relu?(x[oh + kh − p, ow + kw − p])` (zero outside) for a same-size conv:
-    /// one flat copy, then the rows and columns that fell outside are zeroed.
-    fn shifted_plane(&self, x: &[f32], out: &mut [f32], kh: usize, kw: usize) {
-        let (h, w) = (self.h as isize, self.w as isize);
-        let pad = self.spec.padding as isize;
-        let (dr, dc) = (kh as isize - pad, kw as isize - pad);
-        let row_lo = (-dr).clamp(0, h);
-        let row_hi = (h - dr).clamp(row_lo, h);
-        let start = row_lo * w + (-dc).max(0);
-        let end = (row_hi * w - dc.max(0)).max(start);
-        out[..start as usize].fill(0.0);
-        out[end as usize..].fill(0.0);
-        let shift = dr * w + dc;
-        let src = &x[(start + shift) as usize..(end + shift) as usize];
-        let dst = &mut out[start as usize..end as usize];
-        if self.spec.relu_input {
-            for (o, &v) in dst.iter_mut().zip(src) {
-                *o = v.max(0.0);
+    /// `padded = relu?(plane)` surrounded by `padding` zeros on every side.
+    fn pad_plane(&self, plane: &[f32], padded: &mut [f32]) {
+        let pad = self.spec.padding;
+        let padded_w = self.w + 2 * pad;
+        padded[..pad * padded_w].fill(0.0);
+        padded[(pad + self.h) * padded_w..].fill(0.0);
+        for (r, src) in plane.chunks_exact(self.w).enumerate() {
+            let row = &mut padded[(r + pad) * padded_w..][..padded_w];
+            for v in &mut row[..pad] {
+                *v = 0.0;
             }
-        } else {
-            dst.copy_from_slice(src);
-        }
-        // Columns that wrapped around to the neighbouring row (single stores: these runs are
-        // one or two elements long, too short for a memset call).
-        if dc != 0 {
-            let (first, count) = if dc > 0 { ((w - dc).max(0), dc.min(w)) } else { (0, (-dc).min(w)) };
-            for r in row_lo..row_hi {
-                let at = (r * w + first) as usize;
-                if count == 1 {
-                    out[at] = 0.0;
-                } else {
-                    out[at..at + count as usize].fill(0.0);
-                }
+            for v in &mut row[pad + self.w..] {
+                *v = 0.0;
             }
+            relu_copy(src, &mut row[pad..pad + self.w], self.spec.relu_input);
         }
     }
 
-    /// The general (strided or size-changing) version of [`ConvGeom::shifted_plane`].
+    /// One tap plane of a strided or size-changing convolution: `out[oh, ow] =
+    /// relu?(x[oh·s + kh − p, ow·s + kw − p])`, zero outside.
     fn gathered_plane(&self, x: &[f32], out: &mut [f32], kh: usize, kw: usize) {
         let (s, pad) = (self.spec.stride, self.spec.padding as isize);
         let relu = self.spec.relu_input;
@@ -904,6 +970,9 @@ mod tests {
         let cases = [
             ([4, 3, 7, 7], 5, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true }),
             ([4, 3, 7, 7], 6, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: false }),
+            ([2, 3, 16, 16], 3, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true }),
+            ([2, 2, 32, 32], 3, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true }),
+            ([3, 5, 4, 4], 2, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: false }),
             ([3, 5, 8, 6], 4, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 1, relu_input: true }),
             ([3, 5, 8, 6], 4, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 1, relu_input: false }),
             ([4, 2, 9, 9], 8, ConvSpec { kernel: 3, stride: 2, padding: 1, groups: 1, relu_input: true }),

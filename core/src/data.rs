@@ -445,8 +445,7 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, String> {
     if files.is_empty() {
         return Err(format!("{} holds no .jpg or .png images", root.display()));
     }
-    let decoded: Vec<Result<(Vec<u8>, [usize; 3]), String>> =
-        files.par_iter().map(|(path, _)| decode_image(path)).collect();
+    let decoded: Vec<Result<Decoded, String>> = files.par_iter().map(|(path, _)| decode_image(path)).collect();
     let mut dims = None;
     let mut pixels = Vec::new();
     for ((path, _), image) in files.iter().zip(decoded) {
@@ -475,8 +474,11 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, String> {
     })
 }
 
+/// A decoded image: planar pixels and `[channels, height, width]`.
+type Decoded = (Vec<u8>, [usize; 3]);
+
 /// Decodes one JPEG or PNG into planar RGB (`[3, H, W]`).
-fn decode_image(path: &Path) -> Result<(Vec<u8>, [usize; 3]), String> {
+fn decode_image(path: &Path) -> Result<Decoded, String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let bad = |e: String| format!("cannot decode {}: {e}", path.display());
     let is_png = bytes.starts_with(b"\x89PNG");

@@ -379,11 +379,9 @@ impl SupernetLayout {
                     }
                     note(*bias);
                 }
-                Layer::BatchNorm { scale, shift } => {
-                    if input_present {
-                        note(*scale);
-                        note(*shift);
-                    }
+                Layer::BatchNorm { scale, shift } if input_present => {
+                    note(*scale);
+                    note(*shift);
                 }
                 _ => {}
             }

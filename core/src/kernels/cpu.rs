@@ -320,7 +320,7 @@ impl ConvGeom {
                     let padded = grow(plane_buf, padded_w * (self.h + 2 * pad));
                     self.pad_plane(plane, padded);
                     let taps = TapCopy { rows, k, ci, w: self.w, padded_w };
-                    if first % PANEL == 0 && out_plane % PANEL == 0 {
+                    if first.is_multiple_of(PANEL) && out_plane.is_multiple_of(PANEL) {
                         match self.w {
                             w if w % PANEL == 0 => taps.panels::<PANEL>(col, padded, first, out_plane),
                             8 => taps.panels::<8>(col, padded, first, out_plane),

@@ -773,7 +773,11 @@ pub struct Prefetch {
 
 impl Prefetch {
     /// Starts assembling `batches` of `data` (augmented as in [`make_batch`]).
-    pub fn start(data: Arc<Dataset>, batches: Vec<Vec<usize>>, augment: Option<(Augment, u64, usize)>) -> Prefetch {
+    pub fn start(
+        data: Arc<Dataset>,
+        batches: Vec<Vec<usize>>,
+        augment: Option<(Augment, u64, usize)>,
+    ) -> Result<Prefetch, String> {
         let (sender, receiver) = mpsc::sync_channel(2);
         let worker = thread::Builder::new()
             .name("fewshot-prefetch".into())
@@ -784,8 +788,8 @@ impl Prefetch {
                     }
                 }
             })
-            .expect("cannot start the prefetch thread");
-        Prefetch { receiver: Some(receiver), worker: Some(worker) }
+            .map_err(|e| format!("cannot start the data prefetch thread: {e}"))?;
+        Ok(Prefetch { receiver: Some(receiver), worker: Some(worker) })
     }
 }
 
@@ -988,7 +992,7 @@ mod tests {
         assert_ne!(order, epoch_order(train.len(), 5, 1));
         let batches = batch_indices(&order, 10);
         assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10], "a lone last image is dropped");
-        let stream: Vec<Batch> = Prefetch::start(Arc::new(train.clone()), batches.clone(), None).collect();
+        let stream: Vec<Batch> = Prefetch::start(Arc::new(train.clone()), batches.clone(), None).unwrap().collect();
         assert_eq!(stream.len(), 2);
         assert_eq!(stream[1], make_batch(&train, &batches[1], None));
     }

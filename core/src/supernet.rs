@@ -765,20 +765,15 @@ fn batch_norm<B: SupernetOps>(x: Tensor<B, 4>, bn: &mut BnStats<B>, node: usize)
     match bn {
         BnStats::Batch => B::batch_norm(x),
         BnStats::Record(stats) => {
-            let [c, n, h, w] = x.dims();
+            let [_, n, h, w] = x.dims();
             let count = n * h * w;
-            let mean = x.clone().mean_dims(&[1, 2, 3]);
-            let var = (x.clone() - mean.clone()).square().mean_dims(&[1, 2, 3]);
+            let (y, mean, var) = B::batch_norm_stats(x);
             let unbiased = var.mul_scalar(count as f64 / (count.max(2) - 1) as f64);
-            stats.record(node, mean.reshape([c]), unbiased.reshape([c]));
-            B::batch_norm(x)
+            stats.record(node, mean, unbiased);
+            y
         }
         BnStats::Fixed(stats) => match stats.get(node) {
-            Some((mean, var)) => {
-                let c = mean.dims()[0];
-                let inv_std = var.add_scalar(BN_EPS).sqrt().recip().reshape([c, 1, 1, 1]);
-                (x - mean.reshape([c, 1, 1, 1])) * inv_std
-            }
+            Some((mean, var)) => B::batch_norm_fixed(x, mean, var),
             None => B::batch_norm(x),
         },
     }
@@ -928,6 +923,23 @@ pub(crate) mod tests {
         let sigmoid = tensor_to_vec(nets.logits(0, &[3, 1], x, &mut BnStats::Batch));
         for (a, b) in zero.iter().zip(&sigmoid) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn recorded_statistics_reproduce_batch_statistics_on_the_same_batch() {
+        let (graph, slots) = small_space();
+        let layout = Arc::new(SupernetLayout::new(&graph, &slots, 1.0, NormMode::Affine).unwrap());
+        let nets = Supernets::<B>::new(layout, 1, 5, &Default::default());
+        let x = images(16, 3, 8, 2);
+        let batch = tensor_to_vec(nets.logits(0, &[0, 0], x.clone(), &mut BnStats::Batch));
+        let mut record = BnStats::Record(RunningStats::new());
+        nets.logits(0, &[0, 0], x.clone(), &mut record);
+        let BnStats::Record(stats) = record else { unreachable!() };
+        assert_eq!(stats.sums.len(), 3, "one entry per BN node on the path");
+        let fixed = tensor_to_vec(nets.logits(0, &[0, 0], x, &mut BnStats::Fixed(stats)));
+        for (a, b) in batch.iter().zip(&fixed) {
+            assert!((a - b).abs() < 2e-2, "{a} vs {b} (only the unbiased variance differs)");
         }
     }
 

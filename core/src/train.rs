@@ -258,7 +258,7 @@ fn train_epoch<B: EngineBackend>(
     let steps = batches.len();
     let images: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let augment = (config.augment.crop_padding > 0 || config.augment.flip).then_some((config.augment, config.seed, epoch));
-    let stream = Prefetch::start(run.data.clone(), batches, augment);
+    let stream = Prefetch::start(run.data.clone(), batches, augment)?;
     let bar = progress_bar(config.progress, steps as u64, epoch, config.epochs);
     let start = Instant::now();
     let mut per_net = vec![Tally::default(); run.supernets];

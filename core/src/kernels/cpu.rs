@@ -896,6 +896,20 @@ impl Kernels for Flex {
         tensor(bn_backward(&values(&y), &values(&inv_std), &values(&dy)), d)
     }
 
+    fn bn_normalize(x: FloatTensor<Self>, mean: FloatTensor<Self>, inv_std: FloatTensor<Self>) -> FloatTensor<Self> {
+        let d: [usize; 4] = dims(&x);
+        let (x, mean, inv_std) = (values(&x), values(&mean), values(&inv_std));
+        let len = x.len() / d[0];
+        let y = filled(x.len(), |y| {
+            y.par_chunks_mut(len).zip(x.par_chunks(len)).enumerate().for_each(|(c, (y, x))| {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    o.write((v - mean[c]) * inv_std[c]);
+                }
+            });
+        });
+        tensor(y, d)
+    }
+
     fn pool_forward(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
         let [c, n, h, w] = dims(&x);
         let y = pool_forward(&values(&x), c * n, h, w, spec);
@@ -1005,9 +1019,10 @@ mod tests {
         close(&mean, &into_prim(mw), "bn mean");
         close(&inv_std, &into_prim(iw), "bn inv_std");
         let dy = random([3, 4, 5, 5], 2);
-        let dx = Flex::bn_backward(y, inv_std, dy.clone());
-        let [want] = vjp::<Flex, 4, 1>([x], dy, |v| generic_bn(v[0].clone()).0);
+        let dx = Flex::bn_backward(y.clone(), inv_std.clone(), dy.clone());
+        let [want] = vjp::<Flex, 4, 1>([x.clone()], dy, |v| generic_bn(v[0].clone()).0);
         close(&dx, &want, "bn dx");
+        close(&Flex::bn_normalize(x, mean, inv_std), &y, "bn with fixed statistics");
     }
 
     #[test]

@@ -119,24 +119,26 @@ pub unsafe fn broadcast<O: Operand>(m: usize, n: usize, k: usize, out: ViewMut, 
         Isa::Avx512 => broadcast_avx512(m, n, k, out, a, b, accumulate),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => broadcast_avx2(m, n, k, out, a, b, accumulate),
-        _ => broadcast_body::<false, 8, O>(m, n, k, out, a, b, accumulate),
+        _ => broadcast_body::<false, 8, 4, O>(m, n, k, out, a, b, accumulate),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn broadcast_avx512<O: Operand>(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
-    broadcast_body::<true, 16, O>(m, n, k, out, a, b, accumulate)
+    broadcast_body::<true, 16, 8, O>(m, n, k, out, a, b, accumulate)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn broadcast_avx2<O: Operand>(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
-    broadcast_body::<true, 16, O>(m, n, k, out, a, b, accumulate)
+    // 16 ymm registers: 6 rows × 2 accumulators + the strip + a broadcast.
+    broadcast_body::<true, 16, 6, O>(m, n, k, out, a, b, accumulate)
 }
 
 #[inline(always)]
-unsafe fn broadcast_body<const FMA: bool, const L: usize, O: Operand>(
+/// Row blocks of `R` (the most accumulators that fit the registers), then 4, 2 and 1.
+unsafe fn broadcast_body<const FMA: bool, const L: usize, const R: usize, O: Operand>(
     m: usize,
     n: usize,
     k: usize,
@@ -148,9 +150,9 @@ unsafe fn broadcast_body<const FMA: bool, const L: usize, O: Operand>(
     let mut row = 0;
     while row < m {
         let rows = m - row;
-        let taken = if rows >= 8 {
-            broadcast_rows::<FMA, L, 8, O>(row, n, k, out, a, b, accumulate);
-            8
+        let taken = if rows >= R {
+            broadcast_rows::<FMA, L, R, O>(row, n, k, out, a, b, accumulate);
+            R
         } else if rows >= 4 {
             broadcast_rows::<FMA, L, 4, O>(row, n, k, out, a, b, accumulate);
             4
@@ -220,24 +222,27 @@ pub unsafe fn dot_grid<O: Operand>(m: usize, n: usize, p: usize, out: ViewMut, a
         Isa::Avx512 => dot_grid_avx512(m, n, p, out, a, b, accumulate),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => dot_grid_avx2(m, n, p, out, a, b, accumulate),
-        _ => dot_grid_body::<false, 8, 2, O>(m, n, p, out, a, b, accumulate),
+        _ => dot_grid_body::<false, 8, 2, 2, O>(m, n, p, out, a, b, accumulate),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn dot_grid_avx512<O: Operand>(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
-    dot_grid_body::<true, 16, 4, O>(m, n, p, out, a, b, accumulate)
+    dot_grid_body::<true, 16, 4, 4, O>(m, n, p, out, a, b, accumulate)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_grid_avx2<O: Operand>(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
-    dot_grid_body::<true, 8, 4, O>(m, n, p, out, a, b, accumulate)
+    // 16 ymm registers: a 4×2 tile of accumulators + 2 rows of b + 1 of a.
+    dot_grid_body::<true, 8, 4, 2, O>(m, n, p, out, a, b, accumulate)
 }
 
+/// Tiles of `I×J` dot products (the most accumulators that fit the registers); edges with
+/// tiles of 2 or 1 rows and 1 column.
 #[inline(always)]
-unsafe fn dot_grid_body<const FMA: bool, const L: usize, const T: usize, O: Operand>(
+unsafe fn dot_grid_body<const FMA: bool, const L: usize, const I: usize, const J: usize, O: Operand>(
     m: usize,
     n: usize,
     p: usize,
@@ -248,18 +253,17 @@ unsafe fn dot_grid_body<const FMA: bool, const L: usize, const T: usize, O: Oper
 ) {
     let mut i = 0;
     while i < m {
-        let ti = (m - i).min(T);
+        let ti = if m - i >= I { I } else if m - i >= 2 { 2 } else { 1 };
         let mut j = 0;
         while j < n {
-            let tj = (n - j).min(T);
-            if ti == T && tj == T {
-                dot_tile::<FMA, L, T, T, O>(i, j, p, out, a, b, accumulate);
-            } else {
-                for ii in i..i + ti {
-                    for jj in j..j + tj {
-                        dot_tile::<FMA, L, 1, 1, O>(ii, jj, p, out, a, b, accumulate);
-                    }
-                }
+            let tj = if n - j >= J { J } else { 1 };
+            match (ti, tj == J) {
+                (t, true) if t == I => dot_tile::<FMA, L, I, J, O>(i, j, p, out, a, b, accumulate),
+                (t, false) if t == I => dot_tile::<FMA, L, I, 1, O>(i, j, p, out, a, b, accumulate),
+                (2, true) => dot_tile::<FMA, L, 2, J, O>(i, j, p, out, a, b, accumulate),
+                (2, false) => dot_tile::<FMA, L, 2, 1, O>(i, j, p, out, a, b, accumulate),
+                (_, true) => dot_tile::<FMA, L, 1, J, O>(i, j, p, out, a, b, accumulate),
+                (_, false) => dot_tile::<FMA, L, 1, 1, O>(i, j, p, out, a, b, accumulate),
             }
             j += tj;
         }

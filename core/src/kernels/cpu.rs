@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::{
     from_prim, generic_conv, into_prim,
-    matmul::{broadcast, dot_grid, Packed, View, ViewMut, PANEL},
+    matmul::{broadcast, dot_grid, Packed, Taps, View, ViewMut, PANEL},
     ConvSpec, Kernels, PoolSpec,
 };
 use crate::backend::CpuBackend;
@@ -428,6 +428,45 @@ impl ConvGeom {
         }
     }
 
+    /// Whether the forward product reads its column matrix straight from padded planes
+    /// ([`Taps`]): same-size convolutions whose rows split into whole panels.
+    fn reads_taps(&self) -> bool {
+        self.same_size() && !self.pointwise() && self.w.is_multiple_of(PANEL)
+    }
+
+    /// The zero-padded (and ReLU-applied) input planes of a block, built in `buffer`, as the
+    /// column matrix of the convolution. The returned offsets table backs the operand and must
+    /// outlive its use.
+    fn taps(&self, x: &[f32], n0: usize, nb: usize, buffer: &mut Vec<f32>) -> (Taps, Vec<isize>) {
+        let (k, pad) = (self.spec.kernel, self.spec.padding);
+        let padded_width = self.w + 2 * pad;
+        let padded_plane = padded_width * (self.h + 2 * pad);
+        let planes = grow(buffer, self.cin * nb * padded_plane);
+        for ci in 0..self.cin {
+            for nl in 0..nb {
+                let plane = &x[(ci * self.n + n0 + nl) * self.in_plane()..][..self.in_plane()];
+                self.pad_plane(plane, &mut planes[(ci * nb + nl) * padded_plane..][..padded_plane]);
+            }
+        }
+        let mut offsets = Vec::with_capacity(self.rows());
+        for ci in 0..self.cin {
+            for kh in 0..k {
+                for kw in 0..k {
+                    offsets.push((ci * nb * padded_plane + kh * padded_width + kw) as isize);
+                }
+            }
+        }
+        let taps = Taps {
+            ptr: planes.as_ptr(),
+            offsets: offsets.as_ptr(),
+            plane: self.out_plane(),
+            width: self.w,
+            padded_plane,
+            padded_width,
+        };
+        (taps, offsets)
+    }
+
     /// The packed column matrix of a block (built in `col`).
     fn columns(&self, x: &[f32], n0: usize, nb: usize, col: &mut Vec<f32>, plane_buf: &mut Vec<f32>) -> Packed {
         let rows = self.rows();
@@ -446,19 +485,18 @@ fn conv_forward(x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
         blocks.par_iter().for_each(|&n0| {
             let nb = nb.min(g.n - n0);
             with_scratch(|scratch| {
-                let cols = g.columns(x, n0, nb, &mut scratch.col, &mut scratch.plane);
+                let dst = ViewMut { ptr: out.ptr().wrapping_add(n0 * plane), row_stride: g.n * plane };
+                let weights = View { ptr: w.as_ptr(), row_stride: g.rows() };
                 // SAFETY: block n0 writes (all of) columns n0·plane..(n0+nb)·plane of every
-                // output row, and nothing else.
+                // output row, and nothing else; the operands cover the block.
                 unsafe {
-                    broadcast(
-                        g.cout,
-                        nb * plane,
-                        g.rows(),
-                        ViewMut { ptr: out.ptr().add(n0 * plane), row_stride: g.n * plane },
-                        View { ptr: w.as_ptr(), row_stride: g.rows() },
-                        cols,
-                        false,
-                    );
+                    if g.reads_taps() {
+                        let (taps, _offsets) = g.taps(x, n0, nb, &mut scratch.col);
+                        broadcast(g.cout, nb * plane, g.rows(), dst, weights, taps, false);
+                    } else {
+                        let cols = g.columns(x, n0, nb, &mut scratch.col, &mut scratch.plane);
+                        broadcast(g.cout, nb * plane, g.rows(), dst, weights, cols, false);
+                    }
                 }
             })
         });

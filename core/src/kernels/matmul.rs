@@ -55,25 +55,72 @@ impl Packed {
     }
 }
 
-/// Read access to the long operand.
+/// Read access to the long operand, column strip by column strip: [`Operand::strip`] locates
+/// column `c` once, [`Operand::row`] then finds row `r` of it. The elements from `c` to the end
+/// of its panel (packed), its row (strided) or its image row (taps) are contiguous.
 pub trait Operand: Copy {
-    /// Pointer to element (r, c); elements c.. up to the end of c's panel (packed) or row
-    /// (strided) are contiguous.
-    fn at(self, r: usize, c: usize) -> *const f32;
+    /// Where a column starts.
+    type Strip: Copy;
+    /// Locates column `c`.
+    fn strip(self, c: usize) -> Self::Strip;
+    /// Pointer to element (`r`, the strip's column).
+    fn row(self, strip: Self::Strip, r: usize) -> *const f32;
 }
 
 impl Operand for View {
+    type Strip = usize;
     #[inline(always)]
-    fn at(self, r: usize, c: usize) -> *const f32 {
+    fn strip(self, c: usize) -> usize {
+        c
+    }
+    #[inline(always)]
+    fn row(self, c: usize, r: usize) -> *const f32 {
         // SAFETY (of the callers): (r, c) lies inside the view.
         unsafe { self.ptr.add(r * self.row_stride + c) }
     }
 }
 
 impl Operand for Packed {
+    type Strip = usize;
     #[inline(always)]
-    fn at(self, r: usize, c: usize) -> *const f32 {
-        unsafe { self.ptr.add(Packed::index(self.rows, r, c)) }
+    fn strip(self, c: usize) -> usize {
+        (c / PANEL) * self.rows * PANEL + c % PANEL
+    }
+    #[inline(always)]
+    fn row(self, offset: usize, r: usize) -> *const f32 {
+        unsafe { self.ptr.add(offset + r * PANEL) }
+    }
+}
+
+/// The column matrix of a same-size convolution read straight from zero-padded input planes
+/// (no im2col): row `r` (input channel and kernel tap) of column `c` (output pixel) is the
+/// padded plane value at the pixel's position plus the tap's offset `offsets[r]`.
+#[derive(Clone, Copy)]
+pub struct Taps {
+    /// The padded planes (`[channel][image][padded plane]`), past a leading margin.
+    pub ptr: *const f32,
+    /// Offset of every row's tap (channel plane + kernel position), in elements.
+    pub offsets: *const isize,
+    /// Output pixels per image.
+    pub plane: usize,
+    /// Output (and input) width.
+    pub width: usize,
+    /// Elements per padded plane.
+    pub padded_plane: usize,
+    /// Elements per padded row.
+    pub padded_width: usize,
+}
+
+impl Operand for Taps {
+    type Strip = usize;
+    #[inline(always)]
+    fn strip(self, c: usize) -> usize {
+        let (image, pixel) = (c / self.plane, c % self.plane);
+        image * self.padded_plane + (pixel / self.width) * self.padded_width + pixel % self.width
+    }
+    #[inline(always)]
+    fn row(self, base: usize, r: usize) -> *const f32 {
+        unsafe { self.ptr.offset(base as isize + *self.offsets.add(r)) }
     }
 }
 
@@ -182,8 +229,9 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize, O: Ope
     let mut col = 0;
     while col + L <= n {
         let mut acc = [[0f32; L]; R];
+        let at = b.strip(col);
         for kk in 0..k {
-            let strip = &*(b.at(kk, col) as *const [f32; L]);
+            let strip = &*(b.row(at, kk) as *const [f32; L]);
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let w = *a_row(r).add(kk);
                 for l in 0..L {
@@ -201,10 +249,11 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize, O: Ope
         col += L;
     }
     for c in col..n {
+        let at = b.strip(c);
         for r in 0..R {
             let mut s = 0f32;
             for kk in 0..k {
-                s = madd::<FMA>(*a_row(r).add(kk), *b.at(kk, c), s);
+                s = madd::<FMA>(*a_row(r).add(kk), *b.row(at, kk), s);
             }
             let dst = out.ptr.add((row + r) * out.row_stride + c);
             dst.write(if accumulate { *dst + s } else { s });
@@ -285,7 +334,8 @@ unsafe fn dot_tile<const FMA: bool, const L: usize, const I: usize, const J: usi
     let mut acc = [[[0f32; L]; J]; I];
     let mut q = 0;
     while q + L <= p {
-        let bs: [&[f32; L]; J] = std::array::from_fn(|jj| &*(b.at(j + jj, q) as *const [f32; L]));
+        let at = b.strip(q);
+        let bs: [&[f32; L]; J] = std::array::from_fn(|jj| &*(b.row(at, j + jj) as *const [f32; L]));
         for (ii, acc_i) in acc.iter_mut().enumerate() {
             let av = &*(a.ptr.add((i + ii) * a.row_stride + q) as *const [f32; L]);
             for (jj, acc_ij) in acc_i.iter_mut().enumerate() {
@@ -303,7 +353,7 @@ unsafe fn dot_tile<const FMA: bool, const L: usize, const I: usize, const J: usi
                 s += v;
             }
             for qq in q..p {
-                s = madd::<FMA>(*a.ptr.add((i + ii) * a.row_stride + qq), *b.at(j + jj, qq), s);
+                s = madd::<FMA>(*a.ptr.add((i + ii) * a.row_stride + qq), *b.row(b.strip(qq), j + jj), s);
             }
             let dst = out.ptr.add((i + ii) * out.row_stride + j + jj);
             dst.write(if accumulate { *dst + s } else { s });

@@ -891,6 +891,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn training_results_do_not_depend_on_the_thread_count() {
+        let space = fewshot_plugins::nb201::Nb201Space { channels: 8, cells: 1, ..Default::default() };
+        let layout = Arc::new(SupernetLayout::new(&space.supernet_graph(), &space.slots(), 1.0, NormMode::Plain).unwrap());
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let nets = Supernets::<B>::new(layout.clone(), 1, 3, &Default::default());
+                let mut engine = StepEngine::new(nets, SgdConfig::default(), 0.1);
+                let labels: Vec<u32> = (0..8).map(|i| i % 10).collect();
+                engine.step(images(8, 3, 32, 1), &labels, &[(0, vec![3, 2, 4, 3, 1, 2])], 0.05).unwrap();
+                engine.nets.to_host()
+            })
+        };
+        assert_eq!(run(1), run(3));
+    }
+
+    #[test]
     fn frozen_idle_params_stay_put_and_decay_mode_keeps_moving_them() {
         let (graph, slots) = small_space();
         let layout = Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap());

@@ -858,6 +858,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn unusable_graphs_are_clear_errors() {
+        let (graph, slots) = small_space();
+        assert!(SupernetLayout::new(&graph, &slots, 0.0, NormMode::Plain).unwrap_err().contains("divisor"));
+        let mut g = GraphBuilder::new();
+        let x = g.input(3, 8, 8);
+        let c = g.conv(x, Width::scaled(4), 3, 1);
+        let map_out = g.finish(c);
+        assert!(SupernetLayout::new(&map_out, &[], 1.0, NormMode::Plain).unwrap_err().contains("logits"));
+        let mut g = GraphBuilder::new();
+        let x = g.input(3, 8, 8);
+        let c = g.when(5, 0, |g| g.conv(x, Width::scaled(4), 3, 1));
+        let bad_guard = g.finish(c);
+        assert!(SupernetLayout::new(&bad_guard, &slots, 1.0, NormMode::Plain).unwrap_err().contains("slot 5"));
+        let layout = SupernetLayout::new(&graph, &slots, 1.0, NormMode::Plain).unwrap();
+        assert!(layout.check_arch(&[0]).unwrap_err().contains("2 slots"));
+        assert!(layout.check_arch(&[4, 0]).unwrap_err().contains("option 4"));
+    }
+
+    #[test]
     fn forward_gives_logits_and_skips_inactive_ops() {
         let (graph, slots) = small_space();
         let layout = Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap());

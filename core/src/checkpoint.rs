@@ -36,6 +36,8 @@ pub struct CheckpointState {
     pub fingerprint: String,
     /// Number of supernets.
     pub supernets: usize,
+    /// The run seed (weights, data order, augmentation).
+    pub seed: u64,
     /// Completed epochs.
     pub epochs_done: usize,
     /// Completed training steps.
@@ -223,6 +225,7 @@ mod tests {
             version: CHECKPOINT_VERSION,
             fingerprint: layout.fingerprint(),
             supernets: k,
+            seed: 7,
             epochs_done: 3,
             steps_done: 42,
             step_source: "sampler state".into(),

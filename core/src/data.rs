@@ -445,8 +445,7 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, String> {
     if files.is_empty() {
         return Err(format!("{} holds no .jpg or .png images", root.display()));
     }
-    let decoded: Vec<Result<(Vec<u8>, [usize; 3]), String>> =
-        files.par_iter().map(|(path, _)| decode_image(path)).collect();
+    let decoded: Vec<Result<Decoded, String>> = files.par_iter().map(|(path, _)| decode_image(path)).collect();
     let mut dims = None;
     let mut pixels = Vec::new();
     for ((path, _), image) in files.iter().zip(decoded) {
@@ -475,8 +474,11 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, String> {
     })
 }
 
+/// A decoded image: planar pixels and `[channels, height, width]`.
+type Decoded = (Vec<u8>, [usize; 3]);
+
 /// Decodes one JPEG or PNG into planar RGB (`[3, H, W]`).
-fn decode_image(path: &Path) -> Result<(Vec<u8>, [usize; 3]), String> {
+fn decode_image(path: &Path) -> Result<Decoded, String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let bad = |e: String| format!("cannot decode {}: {e}", path.display());
     let is_png = bytes.starts_with(b"\x89PNG");
@@ -771,7 +773,11 @@ pub struct Prefetch {
 
 impl Prefetch {
     /// Starts assembling `batches` of `data` (augmented as in [`make_batch`]).
-    pub fn start(data: Arc<Dataset>, batches: Vec<Vec<usize>>, augment: Option<(Augment, u64, usize)>) -> Prefetch {
+    pub fn start(
+        data: Arc<Dataset>,
+        batches: Vec<Vec<usize>>,
+        augment: Option<(Augment, u64, usize)>,
+    ) -> Result<Prefetch, String> {
         let (sender, receiver) = mpsc::sync_channel(2);
         let worker = thread::Builder::new()
             .name("fewshot-prefetch".into())
@@ -782,8 +788,8 @@ impl Prefetch {
                     }
                 }
             })
-            .expect("cannot start the prefetch thread");
-        Prefetch { receiver: Some(receiver), worker: Some(worker) }
+            .map_err(|e| format!("cannot start the data prefetch thread: {e}"))?;
+        Ok(Prefetch { receiver: Some(receiver), worker: Some(worker) })
     }
 }
 
@@ -986,7 +992,7 @@ mod tests {
         assert_ne!(order, epoch_order(train.len(), 5, 1));
         let batches = batch_indices(&order, 10);
         assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10], "a lone last image is dropped");
-        let stream: Vec<Batch> = Prefetch::start(Arc::new(train.clone()), batches.clone(), None).collect();
+        let stream: Vec<Batch> = Prefetch::start(Arc::new(train.clone()), batches.clone(), None).unwrap().collect();
         assert_eq!(stream.len(), 2);
         assert_eq!(stream[1], make_batch(&train, &batches[1], None));
     }

@@ -220,6 +220,39 @@ mod tests {
     }
 
     #[test]
+    fn sgd_matches_pytorch_nesterov_with_weight_decay() {
+        use crate::{backend::CpuBackend, supernet::{tests::small_space, NormMode, SupernetLayout, Supernets}};
+        use burn::tensor::TensorData;
+        use std::sync::Arc;
+        let (graph, slots) = small_space();
+        let layout = Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap());
+        let mut nets = Supernets::<CpuBackend>::new(layout.clone(), 1, 0, &Default::default());
+        let id = 2; // pw.weight
+        let n = layout.params()[id].numel();
+        let p0 = nets.to_host()[0][id].clone();
+        let config = SgdConfig { momentum: 0.9, dampening: 0.0, nesterov: true, weight_decay: 0.01, idle: IdleParams::Frozen };
+        let mut sgd = Sgd::<CpuBackend>::new(config, 1, layout.params().len());
+        let grads = |g: f32| {
+            let mut all = vec![vec![None; layout.params().len()]];
+            all[0][id] = Some(Tensor::from_data(TensorData::new(vec![g; n], [n]), &Default::default()));
+            all
+        };
+        sgd.step(&mut nets, grads(0.5), 0.1);
+        sgd.step(&mut nets, grads(-0.25), 0.05);
+        let got = &nets.to_host()[0][id];
+        for (i, &p) in p0.iter().enumerate() {
+            // PyTorch: d = g + wd·p; buf = d (first) / 0.9·buf + d; p -= lr·(d + 0.9·buf).
+            let (mut p, mut buf) = (p as f64, 0.0);
+            for (step, (g, lr)) in [(0.5, 0.1), (-0.25, 0.05)].into_iter().enumerate() {
+                let d = g + 0.01 * p;
+                buf = if step == 0 { d } else { 0.9 * buf + d };
+                p -= lr * (d + 0.9 * buf);
+            }
+            assert!((got[i] as f64 - p).abs() < 1e-6, "{} vs {p}", got[i]);
+        }
+    }
+
+    #[test]
     fn bad_settings_are_rejected() {
         assert!(LrSchedule::CosineEpoch { base: 0.01, min: 0.1 }.validate().is_err());
         assert!(SgdConfig { nesterov: true, dampening: 0.1, ..Default::default() }.validate().is_err());

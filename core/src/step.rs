@@ -151,3 +151,22 @@ pub fn count_correct(logits: &[f32], labels: &[u32], classes: usize) -> usize {
         })
         .count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CpuBackend;
+
+    #[test]
+    fn label_smoothing_targets_and_accuracy() {
+        let t = smoothed_targets::<CpuBackend>(&[2, 0], 4, 0.1, &Default::default()).unwrap();
+        let v = tensor_to_vec(t);
+        let (on, off) = (0.9 + 0.025, 0.025);
+        let want = [off, off, on, off, on, off, off, off];
+        for (a, b) in v.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{v:?}");
+        }
+        assert!(smoothed_targets::<CpuBackend>(&[4], 4, 0.0, &Default::default()).is_err());
+        assert_eq!(count_correct(&[0.1, 0.9, 0.5, 0.2], &[1, 1], 2), 1);
+    }
+}

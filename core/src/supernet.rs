@@ -379,11 +379,9 @@ impl SupernetLayout {
                     }
                     note(*bias);
                 }
-                Layer::BatchNorm { scale, shift } => {
-                    if input_present {
-                        note(*scale);
-                        note(*shift);
-                    }
+                Layer::BatchNorm { scale, shift } if input_present => {
+                    note(*scale);
+                    note(*shift);
                 }
                 _ => {}
             }
@@ -767,20 +765,15 @@ fn batch_norm<B: SupernetOps>(x: Tensor<B, 4>, bn: &mut BnStats<B>, node: usize)
     match bn {
         BnStats::Batch => B::batch_norm(x),
         BnStats::Record(stats) => {
-            let [c, n, h, w] = x.dims();
+            let [_, n, h, w] = x.dims();
             let count = n * h * w;
-            let mean = x.clone().mean_dims(&[1, 2, 3]);
-            let var = (x.clone() - mean.clone()).square().mean_dims(&[1, 2, 3]);
+            let (y, mean, var) = B::batch_norm_stats(x);
             let unbiased = var.mul_scalar(count as f64 / (count.max(2) - 1) as f64);
-            stats.record(node, mean.reshape([c]), unbiased.reshape([c]));
-            B::batch_norm(x)
+            stats.record(node, mean, unbiased);
+            y
         }
         BnStats::Fixed(stats) => match stats.get(node) {
-            Some((mean, var)) => {
-                let c = mean.dims()[0];
-                let inv_std = var.add_scalar(BN_EPS).sqrt().recip().reshape([c, 1, 1, 1]);
-                (x - mean.reshape([c, 1, 1, 1])) * inv_std
-            }
+            Some((mean, var)) => B::batch_norm_fixed(x, mean, var),
             None => B::batch_norm(x),
         },
     }
@@ -865,6 +858,25 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn unusable_graphs_are_clear_errors() {
+        let (graph, slots) = small_space();
+        assert!(SupernetLayout::new(&graph, &slots, 0.0, NormMode::Plain).unwrap_err().contains("divisor"));
+        let mut g = GraphBuilder::new();
+        let x = g.input(3, 8, 8);
+        let c = g.conv(x, Width::scaled(4), 3, 1);
+        let map_out = g.finish(c);
+        assert!(SupernetLayout::new(&map_out, &[], 1.0, NormMode::Plain).unwrap_err().contains("logits"));
+        let mut g = GraphBuilder::new();
+        let x = g.input(3, 8, 8);
+        let c = g.when(5, 0, |g| g.conv(x, Width::scaled(4), 3, 1));
+        let bad_guard = g.finish(c);
+        assert!(SupernetLayout::new(&bad_guard, &slots, 1.0, NormMode::Plain).unwrap_err().contains("slot 5"));
+        let layout = SupernetLayout::new(&graph, &slots, 1.0, NormMode::Plain).unwrap();
+        assert!(layout.check_arch(&[0]).unwrap_err().contains("2 slots"));
+        assert!(layout.check_arch(&[4, 0]).unwrap_err().contains("option 4"));
+    }
+
+    #[test]
     fn forward_gives_logits_and_skips_inactive_ops() {
         let (graph, slots) = small_space();
         let layout = Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap());
@@ -895,6 +907,23 @@ pub(crate) mod tests {
             assert_eq!(moved, used[id], "{} moved={moved}", p.name);
             assert_eq!(before[1][id], after[1][id], "supernet 1 was not trained");
         }
+    }
+
+    #[test]
+    fn training_results_do_not_depend_on_the_thread_count() {
+        let space = fewshot_plugins::nb201::Nb201Space { channels: 8, cells: 1, ..Default::default() };
+        let layout = Arc::new(SupernetLayout::new(&space.supernet_graph(), &space.slots(), 1.0, NormMode::Plain).unwrap());
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let nets = Supernets::<B>::new(layout.clone(), 1, 3, &Default::default());
+                let mut engine = StepEngine::new(nets, SgdConfig::default(), 0.1);
+                let labels: Vec<u32> = (0..8).map(|i| i % 10).collect();
+                engine.step(images(8, 3, 32, 1), &labels, &[(0, vec![3, 2, 4, 3, 1, 2])], 0.05).unwrap();
+                engine.nets.to_host()
+            })
+        };
+        assert_eq!(run(1), run(3));
     }
 
     #[test]
@@ -930,6 +959,23 @@ pub(crate) mod tests {
         let sigmoid = tensor_to_vec(nets.logits(0, &[3, 1], x, &mut BnStats::Batch));
         for (a, b) in zero.iter().zip(&sigmoid) {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn recorded_statistics_reproduce_batch_statistics_on_the_same_batch() {
+        let (graph, slots) = small_space();
+        let layout = Arc::new(SupernetLayout::new(&graph, &slots, 1.0, NormMode::Affine).unwrap());
+        let nets = Supernets::<B>::new(layout, 1, 5, &Default::default());
+        let x = images(16, 3, 8, 2);
+        let batch = tensor_to_vec(nets.logits(0, &[0, 0], x.clone(), &mut BnStats::Batch));
+        let mut record = BnStats::Record(RunningStats::new());
+        nets.logits(0, &[0, 0], x.clone(), &mut record);
+        let BnStats::Record(stats) = record else { unreachable!() };
+        assert_eq!(stats.sums.len(), 3, "one entry per BN node on the path");
+        let fixed = tensor_to_vec(nets.logits(0, &[0, 0], x, &mut BnStats::Fixed(stats)));
+        for (a, b) in batch.iter().zip(&fixed) {
+            assert!((a - b).abs() < 2e-2, "{a} vs {b} (only the unbiased variance differs)");
         }
     }
 

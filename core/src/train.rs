@@ -198,6 +198,14 @@ pub fn train<B: EngineBackend>(
             return Err(format!("cannot resume: {} has no checkpoint", run.run_dir.display()));
         }
         let loaded = checkpoint::load::<B>(&checkpoint_path, run.layout.clone(), run.supernets, device)?;
+        if loaded.state.seed != config.seed {
+            return Err(format!(
+                "{} was trained with seed {}; resume it with the same seed (got {})",
+                run.run_dir.display(),
+                loaded.state.seed,
+                config.seed
+            ));
+        }
         source.load_state(&loaded.state.step_source)?;
         let mut optim = Sgd::new(config.sgd.clone(), run.supernets, run.layout.params().len());
         for (k, buffers) in loaded.momentum.into_iter().enumerate() {
@@ -230,6 +238,7 @@ pub fn train<B: EngineBackend>(
             version: CHECKPOINT_VERSION,
             fingerprint: run.layout.fingerprint(),
             supernets: run.supernets,
+            seed: config.seed,
             epochs_done: epoch + 1,
             steps_done,
             step_source: source.save_state(),
@@ -258,7 +267,7 @@ fn train_epoch<B: EngineBackend>(
     let steps = batches.len();
     let images: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let augment = (config.augment.crop_padding > 0 || config.augment.flip).then_some((config.augment, config.seed, epoch));
-    let stream = Prefetch::start(run.data.clone(), batches, augment);
+    let stream = Prefetch::start(run.data.clone(), batches, augment)?;
     let bar = progress_bar(config.progress, steps as u64, epoch, config.epochs);
     let start = Instant::now();
     let mut per_net = vec![Tally::default(); run.supernets];
@@ -482,6 +491,10 @@ pub(crate) mod tests {
         assert!(lines[1].lr < lines[0].lr, "cosine per epoch");
         assert!(dir.join(CONFIG_FILE).exists());
 
+        let mut other_seed = TrainRun { resume: true, ..tiny_run(&dir, 3, data.clone()) };
+        other_seed.config.seed = 5;
+        let err = train::<CpuBackend>(other_seed, &mut source(1), &device).err().unwrap();
+        assert!(err.contains("seed 4"), "{err}");
         let again = TrainRun { ..tiny_run(&dir, 2, data.clone()) };
         let err = train::<CpuBackend>(again, &mut source(1), &device).err().unwrap();
         assert!(err.contains("already holds a run"), "{err}");

@@ -26,8 +26,8 @@ impl<B: Kernels> Backward<B, 2> for ConvBackward {
         let [node_x, node_w] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
         let (x, w, spec) = ops.state;
-        let (dx, dw) = B::conv_backward(x, w, dy, spec);
-        if let Some(node) = node_x {
+        let (dx, dw) = B::conv_backward(x, w, dy, spec, node_x.is_some());
+        if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<B>(node.id, dx);
         }
         if let Some(node) = node_w {

@@ -5,7 +5,7 @@
 //! Every reduction (weight gradients, batch statistics) is split the same way whatever the
 //! number of threads and summed in a fixed order, so results are bit-for-bit reproducible.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, cell::RefCell, mem::MaybeUninit};
 
 use burn::tensor::{ops::FloatTensor, DType, TensorData};
 use burn_flex::FlexTensor;
@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::{
     from_prim, generic_conv, into_prim,
-    matmul::{broadcast, dot_grid, View, ViewMut},
+    matmul::{broadcast, dot_grid, Packed, Taps, View, ViewMut, PANEL},
     ConvSpec, Kernels, PoolSpec,
 };
 use crate::backend::CpuBackend;
@@ -35,6 +35,49 @@ impl SharedMut {
     fn ptr(self) -> *mut f32 {
         self.0
     }
+}
+
+/// A vector of `n` floats that `fill` initialises completely (every kernel writes its whole
+/// output), without zeroing it first.
+fn filled(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    fill(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: `fill` wrote all `n` elements (the callers below write every output element).
+    unsafe { v.set_len(n) };
+    v
+}
+
+thread_local! {
+    /// Per-thread scratch buffers (column matrices), kept between calls so they are neither
+    /// reallocated nor zeroed for every block.
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch { col: Vec::new(), dcol: Vec::new(), plane: Vec::new() }) };
+}
+
+/// A thread's scratch buffers.
+struct Scratch {
+    /// Packed column matrix.
+    col: Vec<f32>,
+    /// Column-matrix gradient.
+    dcol: Vec<f32>,
+    /// One tap plane.
+    plane: Vec<f32>,
+}
+
+/// Runs `f` with this thread's scratch buffers.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch { col: Vec::new(), dcol: Vec::new(), plane: Vec::new() }),
+    })
+}
+
+/// The first `len` elements of a scratch buffer, grown (never shrunk, so never re-zeroed) to
+/// hold them. Callers overwrite what they use.
+fn grow(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    &mut buffer[..len]
 }
 
 fn values(t: &FlexTensor) -> Cow<'_, [f32]> {
@@ -107,6 +150,96 @@ fn valid_range(out: usize, width: usize, stride: usize, offset: isize) -> (usize
     (lo.min(hi) as usize, hi as usize)
 }
 
+/// `out = relu?(src)`.
+fn relu_copy(src: &[f32], out: &mut [f32], relu: bool) {
+    if relu {
+        for (o, &v) in out.iter_mut().zip(src) {
+            *o = v.max(0.0);
+        }
+    } else {
+        out.copy_from_slice(src);
+    }
+}
+
+/// Writes `values` into row `row` of a packed matrix with `rows` rows, from column `first`,
+/// one panel-sized piece at a time.
+#[inline]
+fn pack_run(packed: &mut [f32], rows: usize, row: usize, first: usize, values: &[f32]) {
+    let mut col = first;
+    let mut rest = values;
+    while !rest.is_empty() {
+        let take = (PANEL - col % PANEL).min(rest.len());
+        let at = Packed::index(rows, row, col);
+        if take == PANEL {
+            packed[at..at + PANEL].copy_from_slice(&rest[..PANEL]);
+        } else {
+            packed[at..at + take].copy_from_slice(&rest[..take]);
+        }
+        col += take;
+        rest = &rest[take..];
+    }
+}
+
+/// Copies the taps of one zero-padded input plane into a packed column matrix.
+struct TapCopy {
+    /// Rows of the packed matrix.
+    rows: usize,
+    /// Kernel size.
+    k: usize,
+    /// Input channel (selects the matrix rows `ci·k²..`).
+    ci: usize,
+    /// Plane width.
+    w: usize,
+    /// Padded plane width.
+    padded_w: usize,
+}
+
+impl TapCopy {
+    /// Panel by panel, for panel-aligned planes whose rows are `SEG`-float pieces of a panel
+    /// (`SEG` = [`PANEL`] when the width is a multiple of it, else the width itself): constant-
+    /// size copies only.
+    #[inline(always)]
+    fn panels<const SEG: usize>(&self, col: &mut [f32], padded: &[f32], first: usize, out_plane: usize) {
+        // Source offsets of the pieces of the current panel (at most PANEL / 4 = 4 pieces).
+        let mut starts = [0usize; 4];
+        let (mut oh, mut ow) = (0, 0);
+        for panel in 0..out_plane / PANEL {
+            for start in starts.iter_mut().take(PANEL / SEG) {
+                *start = oh * self.padded_w + ow;
+                ow += SEG;
+                if ow == self.w {
+                    ow = 0;
+                    oh += 1;
+                }
+            }
+            let base = (first / PANEL + panel) * self.rows * PANEL;
+            for kh in 0..self.k {
+                for kw in 0..self.k {
+                    let row = (self.ci * self.k + kh) * self.k + kw;
+                    let dst = &mut col[base + row * PANEL..][..PANEL];
+                    let shift = kh * self.padded_w + kw;
+                    for (piece, &start) in starts.iter().take(PANEL / SEG).enumerate() {
+                        dst[piece * SEG..][..SEG].copy_from_slice(&padded[start + shift..][..SEG]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Row by row, for any width.
+    fn runs(&self, col: &mut [f32], padded: &[f32], first: usize, h: usize) {
+        for kh in 0..self.k {
+            for kw in 0..self.k {
+                let row = (self.ci * self.k + kh) * self.k + kw;
+                for oh in 0..h {
+                    let src = &padded[(oh + kh) * self.padded_w + kw..][..self.w];
+                    pack_run(col, self.rows, row, first + oh * self.w, src);
+                }
+            }
+        }
+    }
+}
+
 /// Geometry of one convolution.
 #[derive(Clone, Copy)]
 struct ConvGeom {
@@ -165,21 +298,44 @@ impl ConvGeom {
         self.spec.stride == 1 && self.ho == self.h && self.wo == self.w
     }
 
-    /// Fills `col` (`rows × nb·out_plane`) for images `n0..n0+nb` of `x`.
-    fn im2col(&self, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
+    /// Fills `col`, the packed column matrix (`rows × nb·out_plane`, see [`Packed`]) of
+    /// images `n0..n0+nb` of `x`. A same-size convolution copies its taps out of one
+    /// zero-padded, ReLU-applied copy of each input plane; others go through one tap plane at
+    /// a time.
+    fn im2col(&self, x: &[f32], n0: usize, nb: usize, col: &mut [f32], plane_buf: &mut Vec<f32>) {
         let k = self.spec.kernel;
-        let width = nb * self.out_plane();
+        let rows = self.rows();
+        let out_plane = self.out_plane();
+        let pad = self.spec.padding;
+        let padded_w = self.w + 2 * pad;
         for ci in 0..self.cin {
             for nl in 0..nb {
                 let plane = &x[(ci * self.n + n0 + nl) * self.in_plane()..][..self.in_plane()];
-                for kh in 0..k {
-                    for kw in 0..k {
-                        let row = &mut col[((ci * k + kh) * k + kw) * width..][..width];
-                        let out = &mut row[nl * self.out_plane()..][..self.out_plane()];
-                        if self.same_size() {
-                            self.shifted_plane(plane, out, kh, kw);
-                        } else {
-                            self.gathered_plane(plane, out, kh, kw);
+                let first = nl * out_plane;
+                if self.pointwise() {
+                    let tap = grow(plane_buf, out_plane);
+                    relu_copy(plane, tap, self.spec.relu_input);
+                    pack_run(col, rows, ci, first, tap);
+                } else if self.same_size() {
+                    let padded = grow(plane_buf, padded_w * (self.h + 2 * pad));
+                    self.pad_plane(plane, padded);
+                    let taps = TapCopy { rows, k, ci, w: self.w, padded_w };
+                    if first.is_multiple_of(PANEL) && out_plane.is_multiple_of(PANEL) {
+                        match self.w {
+                            w if w % PANEL == 0 => taps.panels::<PANEL>(col, padded, first, out_plane),
+                            8 => taps.panels::<8>(col, padded, first, out_plane),
+                            4 => taps.panels::<4>(col, padded, first, out_plane),
+                            _ => taps.runs(col, padded, first, self.h),
+                        }
+                    } else {
+                        taps.runs(col, padded, first, self.h);
+                    }
+                } else {
+                    let tap = grow(plane_buf, out_plane);
+                    for kh in 0..k {
+                        for kw in 0..k {
+                            self.gathered_plane(plane, tap, kh, kw);
+                            pack_run(col, rows, (ci * k + kh) * k + kw, first, tap);
                         }
                     }
                 }
@@ -187,42 +343,26 @@ impl ConvGeom {
         }
     }
 
-    /// `out[oh, ow] = relu?(x[oh + kh − p, ow + kw − p])` (zero outside) for a same-size conv:
-    /// one flat copy, then the rows and columns that fell outside are zeroed.
-    fn shifted_plane(&self, x: &[f32], out: &mut [f32], kh: usize, kw: usize) {
-        let (h, w) = (self.h as isize, self.w as isize);
-        let pad = self.spec.padding as isize;
-        let (dr, dc) = (kh as isize - pad, kw as isize - pad);
-        let row_lo = (-dr).clamp(0, h);
-        let row_hi = (h - dr).clamp(row_lo, h);
-        let start = row_lo * w + (-dc).max(0);
-        let end = (row_hi * w - dc.max(0)).max(start);
-        out[..start as usize].fill(0.0);
-        out[end as usize..].fill(0.0);
-        let shift = dr * w + dc;
-        let src = &x[(start + shift) as usize..(end + shift) as usize];
-        let dst = &mut out[start as usize..end as usize];
-        if self.spec.relu_input {
-            for (o, &v) in dst.iter_mut().zip(src) {
-                *o = v.max(0.0);
+    /// `padded = relu?(plane)` surrounded by `padding` zeros on every side.
+    fn pad_plane(&self, plane: &[f32], padded: &mut [f32]) {
+        let pad = self.spec.padding;
+        let padded_w = self.w + 2 * pad;
+        padded[..pad * padded_w].fill(0.0);
+        padded[(pad + self.h) * padded_w..].fill(0.0);
+        for (r, src) in plane.chunks_exact(self.w).enumerate() {
+            let row = &mut padded[(r + pad) * padded_w..][..padded_w];
+            for v in &mut row[..pad] {
+                *v = 0.0;
             }
-        } else {
-            dst.copy_from_slice(src);
-        }
-        // Columns that wrapped around to the neighbouring row.
-        if dc != 0 {
-            for r in row_lo..row_hi {
-                let row = &mut out[(r * w) as usize..((r + 1) * w) as usize];
-                if dc > 0 {
-                    row[(w - dc).max(0) as usize..].fill(0.0);
-                } else {
-                    row[..(-dc).min(w) as usize].fill(0.0);
-                }
+            for v in &mut row[pad + self.w..] {
+                *v = 0.0;
             }
+            relu_copy(src, &mut row[pad..pad + self.w], self.spec.relu_input);
         }
     }
 
-    /// The general (strided or size-changing) version of [`ConvGeom::shifted_plane`].
+    /// One tap plane of a strided or size-changing convolution: `out[oh, ow] =
+    /// relu?(x[oh·s + kh − p, ow·s + kw − p])`, zero outside.
     fn gathered_plane(&self, x: &[f32], out: &mut [f32], kh: usize, kw: usize) {
         let (s, pad) = (self.spec.stride, self.spec.padding as isize);
         let relu = self.spec.relu_input;
@@ -288,42 +428,79 @@ impl ConvGeom {
         }
     }
 
-    /// The column matrix of a block as a gemm operand (pointer, row stride, column stride):
-    /// the input itself for a plain pointwise conv, else `col` after filling it.
-    fn columns(&self, x: &[f32], n0: usize, nb: usize, col: &mut Vec<f32>) -> View {
-        let width = nb * self.out_plane();
-        if self.pointwise() && !self.spec.relu_input {
-            return View { ptr: x[n0 * self.in_plane()..].as_ptr(), row_stride: self.n * self.in_plane() };
+    /// Whether the forward product reads its column matrix straight from padded planes
+    /// ([`Taps`]): same-size convolutions whose rows split into whole panels.
+    fn reads_taps(&self) -> bool {
+        self.same_size() && !self.pointwise() && self.w.is_multiple_of(PANEL)
+    }
+
+    /// The zero-padded (and ReLU-applied) input planes of a block, built in `buffer`, as the
+    /// column matrix of the convolution. The returned offsets table backs the operand and must
+    /// outlive its use.
+    fn taps(&self, x: &[f32], n0: usize, nb: usize, buffer: &mut Vec<f32>) -> (Taps, Vec<isize>) {
+        let (k, pad) = (self.spec.kernel, self.spec.padding);
+        let padded_width = self.w + 2 * pad;
+        let padded_plane = padded_width * (self.h + 2 * pad);
+        let planes = grow(buffer, self.cin * nb * padded_plane);
+        for ci in 0..self.cin {
+            for nl in 0..nb {
+                let plane = &x[(ci * self.n + n0 + nl) * self.in_plane()..][..self.in_plane()];
+                self.pad_plane(plane, &mut planes[(ci * nb + nl) * padded_plane..][..padded_plane]);
+            }
         }
-        col.resize(self.rows() * width, 0.0);
-        self.im2col(x, n0, nb, col);
-        View { ptr: col.as_ptr(), row_stride: width }
+        let mut offsets = Vec::with_capacity(self.rows());
+        for ci in 0..self.cin {
+            for kh in 0..k {
+                for kw in 0..k {
+                    offsets.push((ci * nb * padded_plane + kh * padded_width + kw) as isize);
+                }
+            }
+        }
+        let taps = Taps {
+            ptr: planes.as_ptr(),
+            offsets: offsets.as_ptr(),
+            plane: self.out_plane(),
+            width: self.w,
+            padded_plane,
+            padded_width,
+        };
+        (taps, offsets)
+    }
+
+    /// The packed column matrix of a block (built in `col`).
+    fn columns(&self, x: &[f32], n0: usize, nb: usize, col: &mut Vec<f32>, plane_buf: &mut Vec<f32>) -> Packed {
+        let rows = self.rows();
+        let col = grow(col, Packed::len(rows, nb * self.out_plane()));
+        self.im2col(x, n0, nb, col, plane_buf);
+        Packed { ptr: col.as_ptr(), rows }
     }
 }
 
 fn conv_forward(x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
     let plane = g.out_plane();
-    let mut y = vec![0f32; g.cout * g.n * plane];
-    let out = SharedMut(y.as_mut_ptr());
-    let nb = g.block();
-    let blocks: Vec<usize> = (0..g.n).step_by(nb).collect();
-    blocks.par_iter().for_each_init(Vec::new, |col, &n0| {
-        let nb = nb.min(g.n - n0);
-        let cols = g.columns(x, n0, nb, col);
-        // SAFETY: block n0 writes columns n0·plane.. of every output row only.
-        unsafe {
-            broadcast(
-                g.cout,
-                nb * plane,
-                g.rows(),
-                ViewMut { ptr: out.ptr().add(n0 * plane), row_stride: g.n * plane },
-                View { ptr: w.as_ptr(), row_stride: g.rows() },
-                cols,
-                false,
-            );
-        }
-    });
-    y
+    filled(g.cout * g.n * plane, |y| {
+        let out = SharedMut(y.as_mut_ptr() as *mut f32);
+        let nb = g.block();
+        let blocks: Vec<usize> = (0..g.n).step_by(nb).collect();
+        blocks.par_iter().for_each(|&n0| {
+            let nb = nb.min(g.n - n0);
+            with_scratch(|scratch| {
+                let dst = ViewMut { ptr: out.ptr().wrapping_add(n0 * plane), row_stride: g.n * plane };
+                let weights = View { ptr: w.as_ptr(), row_stride: g.rows() };
+                // SAFETY: block n0 writes (all of) columns n0·plane..(n0+nb)·plane of every
+                // output row, and nothing else; the operands cover the block.
+                unsafe {
+                    if g.reads_taps() {
+                        let (taps, _offsets) = g.taps(x, n0, nb, &mut scratch.col);
+                        broadcast(g.cout, nb * plane, g.rows(), dst, weights, taps, false);
+                    } else {
+                        let cols = g.columns(x, n0, nb, &mut scratch.col, &mut scratch.plane);
+                        broadcast(g.cout, nb * plane, g.rows(), dst, weights, cols, false);
+                    }
+                }
+            })
+        });
+    })
 }
 
 /// The kernel of the transposed convolution: `w'[ci, co, kh, kw] = w[co, ci, k−1−kh, k−1−kw]`.
@@ -341,23 +518,42 @@ fn flipped_transpose(w: &[f32], cout: usize, cin: usize, k: usize) -> Vec<f32> {
     out
 }
 
-fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom) -> (Vec<f32>, Vec<f32>) {
+/// How a conv backward pass produces dX.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DxPath {
+    /// Not needed (the input is not trained, e.g. the images).
+    Skip,
+    /// Same-size stride-1 odd kernel: the forward conv of dY with the flipped, transposed
+    /// kernel (no scatter-add).
+    Flip,
+    /// 1×1 stride 1: `Wᵀ · dY`, written by each block.
+    Pointwise,
+    /// Otherwise: `Wᵀ · dY` into a column buffer, scattered back (col2im).
+    Scatter,
+}
+
+fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom, need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>) {
     let plane = g.out_plane();
     let rows = g.rows();
     let k = g.spec.kernel;
-    // A same-size stride-1 conv with an odd kernel: dX is the forward conv of dY with the
-    // flipped, transposed kernel (no scatter-add needed).
-    let via_flip = !g.pointwise() && g.same_size() && k % 2 == 1 && g.spec.padding == k / 2;
-    let mut dx = if via_flip {
-        let flip_geom = ConvGeom {
-            cin: g.cout,
-            cout: g.cin,
-            spec: ConvSpec { relu_input: false, ..g.spec },
-            ..g
-        };
-        conv_forward(dy, &flipped_transpose(w, g.cout, g.cin, k), flip_geom)
+    let path = if !need_dx {
+        DxPath::Skip
+    } else if g.pointwise() {
+        DxPath::Pointwise
+    } else if g.same_size() && k % 2 == 1 && g.spec.padding == k / 2 {
+        DxPath::Flip
     } else {
-        vec![0f32; g.cin * g.n * g.in_plane()]
+        DxPath::Scatter
+    };
+    let dx_len = g.cin * g.n * g.in_plane();
+    let mut dx: Vec<f32> = match path {
+        DxPath::Skip => Vec::new(),
+        DxPath::Flip => {
+            let flip_geom = ConvGeom { cin: g.cout, cout: g.cin, spec: ConvSpec { relu_input: false, ..g.spec }, ..g };
+            conv_forward(dy, &flipped_transpose(w, g.cout, g.cin, k), flip_geom)
+        }
+        DxPath::Pointwise => Vec::with_capacity(dx_len),
+        DxPath::Scatter => vec![0f32; dx_len],
     };
     let dx_ptr = SharedMut(dx.as_mut_ptr());
     let nb = g.block();
@@ -366,98 +562,111 @@ fn conv_backward(x: &[f32], w: &[f32], dy: &[f32], g: ConvGeom) -> (Vec<f32>, Ve
     let wt: Vec<f32> = (0..rows * g.cout).map(|i| w[(i % g.cout) * rows + i / g.cout]).collect();
     let partials: Vec<Vec<f32>> = blocks
         .par_iter()
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |(col, dcol), &n0| {
+        .map(|&n0| {
+            with_scratch(|scratch| {
                 let nb = nb.min(g.n - n0);
                 let width = nb * plane;
                 let dy_block = View { ptr: dy[n0 * plane..].as_ptr(), row_stride: g.n * plane };
                 let mut dw = vec![0f32; g.cout * rows];
                 // SAFETY: all views lie inside their buffers; dw and dcol are private to this
-                // block; dx is written only for this block's images.
+                // block; dx is written only for this block's images, and the pointwise path
+                // writes all of them before the ReLU mask reads them.
                 unsafe {
-                    let cols = g.columns(x, n0, nb, col);
+                    let cols = g.columns(x, n0, nb, &mut scratch.col, &mut scratch.plane);
                     // dW = dY · colᵀ
                     dot_grid(g.cout, rows, width, ViewMut { ptr: dw.as_mut_ptr(), row_stride: rows }, dy_block, cols, false);
                     let wt = View { ptr: wt.as_ptr(), row_stride: g.cout };
-                    if g.pointwise() {
-                        // dX = Wᵀ · dY, straight into dx.
-                        let dst = ViewMut { ptr: dx_ptr.ptr().add(n0 * g.in_plane()), row_stride: g.n * g.in_plane() };
-                        broadcast(g.cin, width, g.cout, dst, wt, dy_block, false);
-                    } else if !via_flip {
-                        dcol.resize(rows * width, 0.0);
-                        let dst = ViewMut { ptr: dcol.as_mut_ptr(), row_stride: width };
-                        broadcast(rows, width, g.cout, dst, wt, dy_block, false);
-                        g.col2im(dcol, n0, nb, dx_ptr);
+                    match path {
+                        DxPath::Pointwise => {
+                            let dst = ViewMut { ptr: dx_ptr.ptr().add(n0 * g.in_plane()), row_stride: g.n * g.in_plane() };
+                            broadcast(g.cin, width, g.cout, dst, wt, dy_block, false);
+                        }
+                        DxPath::Scatter => {
+                            let dcol = grow(&mut scratch.dcol, rows * width);
+                            let dst = ViewMut { ptr: dcol.as_mut_ptr(), row_stride: width };
+                            broadcast(rows, width, g.cout, dst, wt, dy_block, false);
+                            g.col2im(dcol, n0, nb, dx_ptr);
+                        }
+                        DxPath::Flip | DxPath::Skip => {}
                     }
-                    if g.spec.relu_input {
+                    if g.spec.relu_input && path != DxPath::Skip {
                         for ci in 0..g.cin {
                             let start = (ci * g.n + n0) * g.in_plane();
                             let len = nb * g.in_plane();
-                            let d = std::slice::from_raw_parts_mut(dx_ptr.ptr().add(start), len);
-                            for (d, &v) in d.iter_mut().zip(&x[start..start + len]) {
-                                if v <= 0.0 {
-                                    *d = 0.0;
-                                }
-                            }
+                            relu_mask(std::slice::from_raw_parts_mut(dx_ptr.ptr().add(start), len), &x[start..start + len]);
                         }
                     }
                 }
                 dw
-            },
-        )
+            })
+        })
         .collect();
+    if path == DxPath::Pointwise {
+        // SAFETY: the blocks wrote every element of dx.
+        unsafe { dx.set_len(dx_len) };
+    }
     let mut dw = vec![0f32; g.cout * rows];
     for part in partials {
         for (a, b) in dw.iter_mut().zip(part) {
             *a += b;
         }
     }
-    (dx, dw)
+    ((path != DxPath::Skip).then_some(dx), dw)
+}
+
+/// Zeroes the gradient where the ReLU input was not positive.
+#[inline(never)]
+fn relu_mask(dx: &mut [f32], x: &[f32]) {
+    for (d, &v) in dx.iter_mut().zip(x) {
+        *d = if v > 0.0 { *d } else { 0.0 };
+    }
 }
 
 
 /// Batch statistics per channel row: (y, mean, 1/std).
 fn bn_forward(x: &[f32], channels: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let len = x.len() / channels;
-    let mut y = vec![0f32; x.len()];
-    let stats: Vec<(f32, f32)> = y
-        .par_chunks_mut(len)
-        .zip(x.par_chunks(len))
-        .map(|(y, x)| {
-            let mean = (sum(x) / len as f64) as f32;
-            let var: f64 = x
-                .chunks(1024)
-                .map(|b| lanes_sum(b, |v| (v - mean) * (v - mean)) as f64)
-                .sum::<f64>()
-                / len as f64;
-            let inv_std = (1.0 / (var + crate::supernet::BN_EPS).sqrt()) as f32;
-            for (o, &v) in y.iter_mut().zip(x) {
-                *o = (v - mean) * inv_std;
-            }
-            (mean, inv_std)
-        })
-        .collect();
+    let mut stats: Vec<(f32, f32)> = Vec::new();
+    let y = filled(x.len(), |y| {
+        stats = y.par_chunks_mut(len).zip(x.par_chunks(len)).map(|(y, x)| bn_row_forward(x, y)).collect();
+    });
     let (mean, inv_std) = stats.into_iter().unzip();
     (y, mean, inv_std)
+}
+
+/// Normalises one channel row; returns (mean, 1/std).
+#[inline(never)]
+fn bn_row_forward(x: &[f32], y: &mut [MaybeUninit<f32>]) -> (f32, f32) {
+    let len = x.len();
+    let mean = (sum(x) / len as f64) as f32;
+    let var: f64 = x.chunks(1024).map(|b| lanes_sum(b, |v| (v - mean) * (v - mean)) as f64).sum::<f64>() / len as f64;
+    let inv_std = (1.0 / (var + crate::supernet::BN_EPS).sqrt()) as f32;
+    for (o, &v) in y.iter_mut().zip(x) {
+        o.write((v - mean) * inv_std);
+    }
+    (mean, inv_std)
 }
 
 /// `dx = inv_std · (dy − mean(dy) − y · mean(dy · y))` per channel row.
 fn bn_backward(y: &[f32], inv_std: &[f32], dy: &[f32]) -> Vec<f32> {
     let channels = inv_std.len();
     let len = y.len() / channels;
-    let mut dx = vec![0f32; y.len()];
-    dx.par_chunks_mut(len)
-        .zip(y.par_chunks(len).zip(dy.par_chunks(len)))
-        .zip(inv_std.par_iter())
-        .for_each(|((dx, (y, dy)), &inv_std)| {
-            let mean_dy = (sum(dy) / len as f64) as f32;
-            let mean_dy_y = (dot(dy, y) / len as f64) as f32;
-            for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(y) {
-                *d = inv_std * (g - mean_dy - v * mean_dy_y);
-            }
-        });
-    dx
+    filled(y.len(), |dx| {
+        dx.par_chunks_mut(len)
+            .zip(y.par_chunks(len).zip(dy.par_chunks(len)))
+            .zip(inv_std.par_iter())
+            .for_each(|((dx, (y, dy)), &inv_std)| bn_row_backward(y, dy, inv_std, dx));
+    })
+}
+
+#[inline(never)]
+fn bn_row_backward(y: &[f32], dy: &[f32], inv_std: f32, dx: &mut [MaybeUninit<f32>]) {
+    let len = y.len() as f64;
+    let mean_dy = (sum(dy) / len) as f32;
+    let mean_dy_y = (dot(dy, y) / len) as f32;
+    for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(y) {
+        d.write(inv_std * (g - mean_dy - v * mean_dy_y));
+    }
 }
 
 /// Splits an element-wise job into fixed 64 Ki-element pieces run in parallel.
@@ -478,50 +687,51 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 fn act_forward(kind: Activation, x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
-    y.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(y, x)| {
-        let it = y.iter_mut().zip(x);
-        match kind {
-            Activation::Relu => it.for_each(|(o, &v)| *o = v.max(0.0)),
-            Activation::Relu6 => it.for_each(|(o, &v)| *o = v.clamp(0.0, 6.0)),
-            Activation::Tanh => it.for_each(|(o, &v)| *o = v.tanh()),
-            Activation::Gelu => it.for_each(|(o, &v)| *o = gelu(v)),
-            Activation::Sigmoid => it.for_each(|(o, &v)| *o = sigmoid(v)),
-            Activation::Silu => it.for_each(|(o, &v)| *o = v * sigmoid(v)),
-            other => unreachable!("activation {other:?} is rejected when the layout is built"),
-        }
-    });
-    y
-}
-
-fn act_backward(kind: Activation, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(PIECE)
-        .zip(x.par_chunks(PIECE).zip(dy.par_chunks(PIECE)))
-        .for_each(|(dx, (x, dy))| {
-            let it = dx.iter_mut().zip(x.iter().zip(dy));
+    filled(x.len(), |y| {
+        y.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE)).for_each(|(y, x)| {
+            let it = y.iter_mut().zip(x);
             match kind {
-                Activation::Relu => it.for_each(|(d, (&v, &g))| *d = if v > 0.0 { g } else { 0.0 }),
-                Activation::Relu6 => {
-                    it.for_each(|(d, (&v, &g))| *d = if v > 0.0 && v < 6.0 { g } else { 0.0 })
-                }
-                Activation::Tanh => it.for_each(|(d, (&v, &g))| {
-                    let t = v.tanh();
-                    *d = g * (1.0 - t * t)
-                }),
-                Activation::Gelu => it.for_each(|(d, (&v, &g))| *d = g * gelu_grad(v)),
-                Activation::Sigmoid => it.for_each(|(d, (&v, &g))| {
-                    let s = sigmoid(v);
-                    *d = g * s * (1.0 - s)
-                }),
-                Activation::Silu => it.for_each(|(d, (&v, &g))| {
-                    let s = sigmoid(v);
-                    *d = g * s * (1.0 + v * (1.0 - s))
-                }),
+                Activation::Relu => it.for_each(|(o, &v)| _ = o.write(v.max(0.0))),
+                Activation::Relu6 => it.for_each(|(o, &v)| _ = o.write(v.clamp(0.0, 6.0))),
+                Activation::Tanh => it.for_each(|(o, &v)| _ = o.write(v.tanh())),
+                Activation::Gelu => it.for_each(|(o, &v)| _ = o.write(gelu(v))),
+                Activation::Sigmoid => it.for_each(|(o, &v)| _ = o.write(sigmoid(v))),
+                Activation::Silu => it.for_each(|(o, &v)| _ = o.write(v * sigmoid(v))),
                 other => unreachable!("activation {other:?} is rejected when the layout is built"),
             }
         });
-    dx
+    })
+}
+
+fn act_backward(kind: Activation, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    filled(x.len(), |dx| {
+        dx.par_chunks_mut(PIECE).zip(x.par_chunks(PIECE).zip(dy.par_chunks(PIECE))).for_each(|(dx, (x, dy))| {
+            let it = dx.iter_mut().zip(x.iter().zip(dy));
+            let grad: fn(f32) -> f32 = match kind {
+                Activation::Relu => |v| if v > 0.0 { 1.0 } else { 0.0 },
+                Activation::Relu6 => |v| if v > 0.0 && v < 6.0 { 1.0 } else { 0.0 },
+                Activation::Tanh => |v| {
+                    let t = v.tanh();
+                    1.0 - t * t
+                },
+                Activation::Gelu => gelu_grad,
+                Activation::Sigmoid => |v| {
+                    let s = sigmoid(v);
+                    s * (1.0 - s)
+                },
+                Activation::Silu => |v| {
+                    let s = sigmoid(v);
+                    s * (1.0 + v * (1.0 - s))
+                },
+                other => unreachable!("activation {other:?} is rejected when the layout is built"),
+            };
+            if kind == Activation::Relu {
+                it.for_each(|(d, (&v, &g))| _ = d.write(if v > 0.0 { g } else { 0.0 }));
+            } else {
+                it.for_each(|(d, (&v, &g))| _ = d.write(g * grad(v)));
+            }
+        });
+    })
 }
 
 /// The input rows `[lo, hi)` a pooling window starting at `o·stride − padding` covers.
@@ -701,15 +911,16 @@ impl Kernels for Flex {
         w: FloatTensor<Self>,
         dy: FloatTensor<Self>,
         spec: ConvSpec,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        need_dx: bool,
+    ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
         if spec.groups != 1 {
             let [dx, dw] = super::vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
-            return (dx, dw);
+            return (need_dx.then_some(dx), dw);
         }
         let wd: [usize; 4] = dims(&w);
         let g = ConvGeom::new(dims(&x), wd, spec);
-        let (dx, dw) = conv_backward(&values(&x), &values(&w), &values(&dy), g);
-        (tensor(dx, [g.cin, g.n, g.h, g.w]), tensor(dw, wd))
+        let (dx, dw) = conv_backward(&values(&x), &values(&w), &values(&dy), g, need_dx);
+        (dx.map(|dx| tensor(dx, [g.cin, g.n, g.h, g.w])), tensor(dw, wd))
     }
 
     fn bn_forward(x: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
@@ -721,6 +932,20 @@ impl Kernels for Flex {
     fn bn_backward(y: FloatTensor<Self>, inv_std: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
         let d: [usize; 4] = dims(&y);
         tensor(bn_backward(&values(&y), &values(&inv_std), &values(&dy)), d)
+    }
+
+    fn bn_normalize(x: FloatTensor<Self>, mean: FloatTensor<Self>, inv_std: FloatTensor<Self>) -> FloatTensor<Self> {
+        let d: [usize; 4] = dims(&x);
+        let (x, mean, inv_std) = (values(&x), values(&mean), values(&inv_std));
+        let len = x.len() / d[0];
+        let y = filled(x.len(), |y| {
+            y.par_chunks_mut(len).zip(x.par_chunks(len)).enumerate().for_each(|(c, (y, x))| {
+                for (o, &v) in y.iter_mut().zip(x) {
+                    o.write((v - mean[c]) * inv_std[c]);
+                }
+            });
+        });
+        tensor(y, d)
     }
 
     fn pool_forward(x: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
@@ -797,6 +1022,9 @@ mod tests {
         let cases = [
             ([4, 3, 7, 7], 5, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true }),
             ([4, 3, 7, 7], 6, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: false }),
+            ([2, 3, 16, 16], 3, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true }),
+            ([2, 2, 32, 32], 3, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true }),
+            ([3, 5, 4, 4], 2, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: false }),
             ([3, 5, 8, 6], 4, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 1, relu_input: true }),
             ([3, 5, 8, 6], 4, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 1, relu_input: false }),
             ([4, 2, 9, 9], 8, ConvSpec { kernel: 3, stride: 2, padding: 1, groups: 1, relu_input: true }),
@@ -811,7 +1039,8 @@ mod tests {
             let want = into_prim(generic_conv::<Flex>(from_prim(x.clone()), from_prim(w.clone()), spec));
             close(&y, &want, &format!("conv forward {spec:?}"));
             let dy = random(dims(&y), 200 + i as u64);
-            let (dx, dw) = Flex::conv_backward(x.clone(), w.clone(), dy.clone(), spec);
+            let (dx, dw) = Flex::conv_backward(x.clone(), w.clone(), dy.clone(), spec, true);
+            let dx = dx.unwrap();
             let [dx_want, dw_want] =
                 vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
             close(&dx, &dx_want, &format!("conv dx {spec:?}"));
@@ -828,9 +1057,10 @@ mod tests {
         close(&mean, &into_prim(mw), "bn mean");
         close(&inv_std, &into_prim(iw), "bn inv_std");
         let dy = random([3, 4, 5, 5], 2);
-        let dx = Flex::bn_backward(y, inv_std, dy.clone());
-        let [want] = vjp::<Flex, 4, 1>([x], dy, |v| generic_bn(v[0].clone()).0);
+        let dx = Flex::bn_backward(y.clone(), inv_std.clone(), dy.clone());
+        let [want] = vjp::<Flex, 4, 1>([x.clone()], dy, |v| generic_bn(v[0].clone()).0);
         close(&dx, &want, "bn dx");
+        close(&Flex::bn_normalize(x, mean, inv_std), &y, "bn with fixed statistics");
     }
 
     #[test]
@@ -878,60 +1108,5 @@ mod tests {
             into_prim(leaf.grad(&grads).unwrap())
         };
         close(&dx, &want, "global pool backward");
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    use std::time::Instant;
-
-    fn best(mut f: impl FnMut()) -> f64 {
-        f();
-        (0..20).map(|_| { let t = Instant::now(); f(); t.elapsed().as_secs_f64() * 1e3 }).fold(f64::MAX, f64::min)
-    }
-
-    #[test]
-    #[ignore]
-    fn parts() {
-        let spec = ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 1, relu_input: true };
-        for &(c, hw) in &[(8usize, 32usize), (32, 8)] {
-            let g = ConvGeom::new([c, 64, hw, hw], [c, c, 3, 3], spec);
-            let x: Vec<f32> = (0..c * 64 * hw * hw).map(|i| (i % 7) as f32 - 3.0).collect();
-            let w: Vec<f32> = (0..c * c * 9).map(|i| (i % 5) as f32 * 0.1).collect();
-            let nb = g.block();
-            let mut col = vec![0f32; g.rows() * nb * g.out_plane()];
-            let t_im2col = best(|| for n0 in (0..64 - nb + 1).step_by(nb) { g.im2col(&x, n0, nb, &mut col) });
-            let mut y = vec![0f32; c * 64 * hw * hw];
-            let t_gemm = best(|| for n0 in (0..64 - nb + 1).step_by(nb) { unsafe {
-                broadcast(g.cout, nb * g.out_plane(), g.rows(), ViewMut { ptr: y.as_mut_ptr().add(n0 * g.out_plane()), row_stride: 64 * g.out_plane() }, View { ptr: w.as_ptr(), row_stride: g.rows() }, View { ptr: col.as_ptr(), row_stride: nb * g.out_plane() }, false);
-            } });
-            let t_all = best(|| { conv_forward(&x, &w, g); });
-            let t_bwd = best(|| { conv_backward(&x, &w, &x, g); });
-            println!("C={c} HW={hw} nb={nb}: im2col {t_im2col:.3} ms, gemm {t_gemm:.3} ms, forward {t_all:.3} ms, backward {t_bwd:.3} ms");
-        }
-    }
-}
-
-#[cfg(test)]
-mod calibrate {
-    use super::*;
-    use std::time::Instant;
-    #[test]
-    #[ignore]
-    fn flops() {
-        let (m, n, k) = (8, 32, 72);
-        let a = vec![0.5f32; m * k];
-        let b = vec![0.25f32; k * n];
-        let mut out = vec![0f32; m * n];
-        for _ in 0..3 {
-            let t = Instant::now();
-            let reps = 20000;
-            for _ in 0..reps {
-                unsafe { broadcast(m, n, k, ViewMut { ptr: out.as_mut_ptr(), row_stride: n }, View { ptr: a.as_ptr(), row_stride: k }, View { ptr: b.as_ptr(), row_stride: n }, true) };
-            }
-            let s = t.elapsed().as_secs_f64();
-            println!("in-cache: {:.1} GFLOP/s", (2 * m * n * k * reps) as f64 / s / 1e9);
-        }
     }
 }

@@ -6,6 +6,10 @@
 //! - [`dot_grid`]: `out (m×n) = a (m×p) · bᵀ (p×n)` with a long reduction `p` (pixels) and a
 //!   small output (weight gradients): a grid of dot products.
 //!
+//! The long operand (`b`) is either a strided row-major view or a **packed** matrix: columns
+//! grouped in panels of [`PANEL`], each panel storing its rows one after another, so that the
+//! kernels read it sequentially (strided rows 4 KiB apart all land in the same L1 cache set).
+//!
 //! Both sum in a fixed order that depends only on the shapes, so results are reproducible.
 
 /// A row-major matrix view: pointer and row stride (elements are contiguous within a row).
@@ -24,6 +28,100 @@ pub struct ViewMut {
     pub ptr: *mut f32,
     /// Distance between rows, in elements.
     pub row_stride: usize,
+}
+
+/// Columns per panel of a packed matrix.
+pub const PANEL: usize = 16;
+
+/// A packed matrix: element (r, c) at `ptr[(c / PANEL) · rows · PANEL + r · PANEL + c % PANEL]`.
+#[derive(Clone, Copy)]
+pub struct Packed {
+    /// First element.
+    pub ptr: *const f32,
+    /// Number of rows.
+    pub rows: usize,
+}
+
+impl Packed {
+    /// Floats needed to pack a `rows × cols` matrix.
+    pub fn len(rows: usize, cols: usize) -> usize {
+        cols.div_ceil(PANEL) * PANEL * rows
+    }
+
+    /// Index of element (r, c).
+    #[inline(always)]
+    pub fn index(rows: usize, r: usize, c: usize) -> usize {
+        (c / PANEL) * rows * PANEL + r * PANEL + c % PANEL
+    }
+}
+
+/// Read access to the long operand, column strip by column strip: [`Operand::strip`] locates
+/// column `c` once, [`Operand::row`] then finds row `r` of it. The elements from `c` to the end
+/// of its panel (packed), its row (strided) or its image row (taps) are contiguous.
+pub trait Operand: Copy {
+    /// Where a column starts.
+    type Strip: Copy;
+    /// Locates column `c`.
+    fn strip(self, c: usize) -> Self::Strip;
+    /// Pointer to element (`r`, the strip's column).
+    fn row(self, strip: Self::Strip, r: usize) -> *const f32;
+}
+
+impl Operand for View {
+    type Strip = usize;
+    #[inline(always)]
+    fn strip(self, c: usize) -> usize {
+        c
+    }
+    #[inline(always)]
+    fn row(self, c: usize, r: usize) -> *const f32 {
+        // SAFETY (of the callers): (r, c) lies inside the view.
+        unsafe { self.ptr.add(r * self.row_stride + c) }
+    }
+}
+
+impl Operand for Packed {
+    type Strip = usize;
+    #[inline(always)]
+    fn strip(self, c: usize) -> usize {
+        (c / PANEL) * self.rows * PANEL + c % PANEL
+    }
+    #[inline(always)]
+    fn row(self, offset: usize, r: usize) -> *const f32 {
+        unsafe { self.ptr.add(offset + r * PANEL) }
+    }
+}
+
+/// The column matrix of a same-size convolution read straight from zero-padded input planes
+/// (no im2col): row `r` (input channel and kernel tap) of column `c` (output pixel) is the
+/// padded plane value at the pixel's position plus the tap's offset `offsets[r]`.
+#[derive(Clone, Copy)]
+pub struct Taps {
+    /// The padded planes (`[channel][image][padded plane]`), past a leading margin.
+    pub ptr: *const f32,
+    /// Offset of every row's tap (channel plane + kernel position), in elements.
+    pub offsets: *const isize,
+    /// Output pixels per image.
+    pub plane: usize,
+    /// Output (and input) width.
+    pub width: usize,
+    /// Elements per padded plane.
+    pub padded_plane: usize,
+    /// Elements per padded row.
+    pub padded_width: usize,
+}
+
+impl Operand for Taps {
+    type Strip = usize;
+    #[inline(always)]
+    fn strip(self, c: usize) -> usize {
+        let (image, pixel) = (c / self.plane, c % self.plane);
+        image * self.padded_plane + (pixel / self.width) * self.padded_width + pixel % self.width
+    }
+    #[inline(always)]
+    fn row(self, base: usize, r: usize) -> *const f32 {
+        unsafe { self.ptr.offset(base as isize + *self.offsets.add(r)) }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -62,52 +160,54 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 ///
 /// # Safety
 /// The views must cover `m×k`, `k×n` and `m×n` elements; `out` must not overlap the inputs.
-pub unsafe fn broadcast(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: View, accumulate: bool) {
+pub unsafe fn broadcast<O: Operand>(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => broadcast_avx512(m, n, k, out, a, b, accumulate),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => broadcast_avx2(m, n, k, out, a, b, accumulate),
-        _ => broadcast_body::<false, 8>(m, n, k, out, a, b, accumulate),
+        _ => broadcast_body::<false, 8, 4, O>(m, n, k, out, a, b, accumulate),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn broadcast_avx512(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: View, accumulate: bool) {
-    broadcast_body::<true, 32>(m, n, k, out, a, b, accumulate)
+unsafe fn broadcast_avx512<O: Operand>(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
+    broadcast_body::<true, 16, 8, O>(m, n, k, out, a, b, accumulate)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn broadcast_avx2(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: View, accumulate: bool) {
-    broadcast_body::<true, 16>(m, n, k, out, a, b, accumulate)
+unsafe fn broadcast_avx2<O: Operand>(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
+    // 16 ymm registers: 6 rows × 2 accumulators + the strip + a broadcast.
+    broadcast_body::<true, 16, 6, O>(m, n, k, out, a, b, accumulate)
 }
 
 #[inline(always)]
-unsafe fn broadcast_body<const FMA: bool, const L: usize>(
+/// Row blocks of `R` (the most accumulators that fit the registers), then 4, 2 and 1.
+unsafe fn broadcast_body<const FMA: bool, const L: usize, const R: usize, O: Operand>(
     m: usize,
     n: usize,
     k: usize,
     out: ViewMut,
     a: View,
-    b: View,
+    b: O,
     accumulate: bool,
 ) {
     let mut row = 0;
     while row < m {
         let rows = m - row;
-        let taken = if rows >= 8 {
-            broadcast_rows::<FMA, L, 8>(row, n, k, out, a, b, accumulate);
-            8
+        let taken = if rows >= R {
+            broadcast_rows::<FMA, L, R, O>(row, n, k, out, a, b, accumulate);
+            R
         } else if rows >= 4 {
-            broadcast_rows::<FMA, L, 4>(row, n, k, out, a, b, accumulate);
+            broadcast_rows::<FMA, L, 4, O>(row, n, k, out, a, b, accumulate);
             4
         } else if rows >= 2 {
-            broadcast_rows::<FMA, L, 2>(row, n, k, out, a, b, accumulate);
+            broadcast_rows::<FMA, L, 2, O>(row, n, k, out, a, b, accumulate);
             2
         } else {
-            broadcast_rows::<FMA, L, 1>(row, n, k, out, a, b, accumulate);
+            broadcast_rows::<FMA, L, 1, O>(row, n, k, out, a, b, accumulate);
             1
         };
         row += taken;
@@ -116,21 +216,22 @@ unsafe fn broadcast_body<const FMA: bool, const L: usize>(
 
 /// Rows `row..row+R` of the product, in strips of `L` columns.
 #[inline(always)]
-unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize>(
+unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize, O: Operand>(
     row: usize,
     n: usize,
     k: usize,
     out: ViewMut,
     a: View,
-    b: View,
+    b: O,
     accumulate: bool,
 ) {
     let a_row = |r: usize| a.ptr.add((row + r) * a.row_stride);
     let mut col = 0;
     while col + L <= n {
         let mut acc = [[0f32; L]; R];
+        let at = b.strip(col);
         for kk in 0..k {
-            let strip = &*(b.ptr.add(kk * b.row_stride + col) as *const [f32; L]);
+            let strip = &*(b.row(at, kk) as *const [f32; L]);
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let w = *a_row(r).add(kk);
                 for l in 0..L {
@@ -139,21 +240,23 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize>(
             }
         }
         for (r, acc_r) in acc.iter().enumerate() {
-            let dst = &mut *(out.ptr.add((row + r) * out.row_stride + col) as *mut [f32; L]);
-            for l in 0..L {
-                dst[l] = if accumulate { dst[l] + acc_r[l] } else { acc_r[l] };
+            let dst = out.ptr.add((row + r) * out.row_stride + col);
+            for (l, &v) in acc_r.iter().enumerate() {
+                let d = dst.add(l);
+                d.write(if accumulate { *d + v } else { v });
             }
         }
         col += L;
     }
     for c in col..n {
+        let at = b.strip(c);
         for r in 0..R {
             let mut s = 0f32;
             for kk in 0..k {
-                s = madd::<FMA>(*a_row(r).add(kk), *b.ptr.add(kk * b.row_stride + c), s);
+                s = madd::<FMA>(*a_row(r).add(kk), *b.row(at, kk), s);
             }
             let dst = out.ptr.add((row + r) * out.row_stride + c);
-            *dst = if accumulate { *dst + s } else { s };
+            dst.write(if accumulate { *dst + s } else { s });
         }
     }
 }
@@ -162,52 +265,54 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize>(
 ///
 /// # Safety
 /// The views must cover `m×p`, `n×p` and `m×n` elements; `out` must not overlap the inputs.
-pub unsafe fn dot_grid(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: View, accumulate: bool) {
+pub unsafe fn dot_grid<O: Operand>(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => dot_grid_avx512(m, n, p, out, a, b, accumulate),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => dot_grid_avx2(m, n, p, out, a, b, accumulate),
-        _ => dot_grid_body::<false, 8, 2>(m, n, p, out, a, b, accumulate),
+        _ => dot_grid_body::<false, 8, 2, 2, O>(m, n, p, out, a, b, accumulate),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn dot_grid_avx512(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: View, accumulate: bool) {
-    dot_grid_body::<true, 16, 4>(m, n, p, out, a, b, accumulate)
+unsafe fn dot_grid_avx512<O: Operand>(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
+    dot_grid_body::<true, 16, 4, 4, O>(m, n, p, out, a, b, accumulate)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot_grid_avx2(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: View, accumulate: bool) {
-    dot_grid_body::<true, 8, 4>(m, n, p, out, a, b, accumulate)
+unsafe fn dot_grid_avx2<O: Operand>(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
+    // 16 ymm registers: a 4×2 tile of accumulators + 2 rows of b + 1 of a.
+    dot_grid_body::<true, 8, 4, 2, O>(m, n, p, out, a, b, accumulate)
 }
 
+/// Tiles of `I×J` dot products (the most accumulators that fit the registers); edges with
+/// tiles of 2 or 1 rows and 1 column.
 #[inline(always)]
-unsafe fn dot_grid_body<const FMA: bool, const L: usize, const T: usize>(
+unsafe fn dot_grid_body<const FMA: bool, const L: usize, const I: usize, const J: usize, O: Operand>(
     m: usize,
     n: usize,
     p: usize,
     out: ViewMut,
     a: View,
-    b: View,
+    b: O,
     accumulate: bool,
 ) {
     let mut i = 0;
     while i < m {
-        let ti = (m - i).min(T);
+        let ti = if m - i >= I { I } else if m - i >= 2 { 2 } else { 1 };
         let mut j = 0;
         while j < n {
-            let tj = (n - j).min(T);
-            if ti == T && tj == T {
-                dot_tile::<FMA, L, T, T>(i, j, p, out, a, b, accumulate);
-            } else {
-                for ii in i..i + ti {
-                    for jj in j..j + tj {
-                        dot_tile::<FMA, L, 1, 1>(ii, jj, p, out, a, b, accumulate);
-                    }
-                }
+            let tj = if n - j >= J { J } else { 1 };
+            match (ti, tj == J) {
+                (t, true) if t == I => dot_tile::<FMA, L, I, J, O>(i, j, p, out, a, b, accumulate),
+                (t, false) if t == I => dot_tile::<FMA, L, I, 1, O>(i, j, p, out, a, b, accumulate),
+                (2, true) => dot_tile::<FMA, L, 2, J, O>(i, j, p, out, a, b, accumulate),
+                (2, false) => dot_tile::<FMA, L, 2, 1, O>(i, j, p, out, a, b, accumulate),
+                (_, true) => dot_tile::<FMA, L, 1, J, O>(i, j, p, out, a, b, accumulate),
+                (_, false) => dot_tile::<FMA, L, 1, 1, O>(i, j, p, out, a, b, accumulate),
             }
             j += tj;
         }
@@ -217,19 +322,20 @@ unsafe fn dot_grid_body<const FMA: bool, const L: usize, const T: usize>(
 
 /// The `I×J` tile of dot products starting at (i, j).
 #[inline(always)]
-unsafe fn dot_tile<const FMA: bool, const L: usize, const I: usize, const J: usize>(
+unsafe fn dot_tile<const FMA: bool, const L: usize, const I: usize, const J: usize, O: Operand>(
     i: usize,
     j: usize,
     p: usize,
     out: ViewMut,
     a: View,
-    b: View,
+    b: O,
     accumulate: bool,
 ) {
     let mut acc = [[[0f32; L]; J]; I];
     let mut q = 0;
     while q + L <= p {
-        let bs: [&[f32; L]; J] = std::array::from_fn(|jj| &*(b.ptr.add((j + jj) * b.row_stride + q) as *const [f32; L]));
+        let at = b.strip(q);
+        let bs: [&[f32; L]; J] = std::array::from_fn(|jj| &*(b.row(at, j + jj) as *const [f32; L]));
         for (ii, acc_i) in acc.iter_mut().enumerate() {
             let av = &*(a.ptr.add((i + ii) * a.row_stride + q) as *const [f32; L]);
             for (jj, acc_ij) in acc_i.iter_mut().enumerate() {
@@ -247,10 +353,10 @@ unsafe fn dot_tile<const FMA: bool, const L: usize, const I: usize, const J: usi
                 s += v;
             }
             for qq in q..p {
-                s = madd::<FMA>(*a.ptr.add((i + ii) * a.row_stride + qq), *b.ptr.add((j + jj) * b.row_stride + qq), s);
+                s = madd::<FMA>(*a.ptr.add((i + ii) * a.row_stride + qq), *b.row(b.strip(qq), j + jj), s);
             }
             let dst = out.ptr.add((i + ii) * out.row_stride + j + jj);
-            *dst = if accumulate { *dst + s } else { s };
+            dst.write(if accumulate { *dst + s } else { s });
         }
     }
 }
@@ -282,6 +388,19 @@ mod tests {
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-3, "broadcast {m}x{n}x{k}: {g} vs {w}");
             }
+            let mut packed = vec![0f32; Packed::len(k, n)];
+            for r in 0..k {
+                for c in 0..n {
+                    packed[Packed::index(k, r, c)] = b[r * n + c];
+                }
+            }
+            let mut got = vec![1f32; m * n];
+            unsafe {
+                broadcast(m, n, k, ViewMut { ptr: got.as_mut_ptr(), row_stride: n }, View { ptr: a.as_ptr(), row_stride: k }, Packed { ptr: packed.as_ptr(), rows: k }, false);
+            }
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-3, "packed broadcast {m}x{n}x{k}: {g} vs {w}");
+            }
             // a · bᵀ with bᵀ stored as n×k rows.
             let bt: Vec<f32> = (0..n * k).map(|idx| b[(idx % k) * n + idx / k]).collect();
             let mut got = vec![0.5f32; m * n];
@@ -290,6 +409,19 @@ mod tests {
             }
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - (w + 0.5)).abs() < 1e-3, "dot_grid {m}x{n}x{k}: {g} vs {w}");
+            }
+            let mut packed_t = vec![0f32; Packed::len(n, k)];
+            for r in 0..n {
+                for c in 0..k {
+                    packed_t[Packed::index(n, r, c)] = bt[r * k + c];
+                }
+            }
+            let mut got = vec![0f32; m * n];
+            unsafe {
+                dot_grid(m, n, k, ViewMut { ptr: got.as_mut_ptr(), row_stride: n }, View { ptr: a.as_ptr(), row_stride: k }, Packed { ptr: packed_t.as_ptr(), rows: n }, false);
+            }
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 1e-3, "packed dot_grid {m}x{n}x{k}: {g} vs {w}");
             }
         }
     }

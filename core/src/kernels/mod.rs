@@ -81,12 +81,12 @@ impl PoolSpec {
 }
 
 /// A backend primitive as a tensor.
-pub fn from_prim<B: Backend, const D: usize>(p: FloatTensor<B>) -> Tensor<B, D> {
+pub(crate) fn from_prim<B: Backend, const D: usize>(p: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(p))
 }
 
 /// A tensor's backend primitive.
-pub fn into_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+pub(crate) fn into_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
     t.into_primitive().tensor()
 }
 
@@ -162,15 +162,16 @@ pub trait Kernels: Backend {
         into_prim(generic_conv::<Self>(from_prim(x), from_prim(w), spec))
     }
 
-    /// Gradients of the convolution: (dx, dw).
+    /// Gradients of the convolution: (dx when `need_dx`, dw).
     fn conv_backward(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         dy: FloatTensor<Self>,
         spec: ConvSpec,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        need_dx: bool,
+    ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
         let [dx, dw] = vjp::<Self, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
-        (dx, dw)
+        (need_dx.then_some(dx), dw)
     }
 
     /// Batch-statistics BatchNorm: (y, mean `[C]`, 1/√(var+eps) `[C]`), biased variance.
@@ -189,6 +190,14 @@ pub trait Kernels: Backend {
         let mean_dy = dy.clone().mean_dims(&[1, 2, 3]);
         let mean_dy_y = (dy.clone() * y.clone()).mean_dims(&[1, 2, 3]);
         into_prim((dy - mean_dy - y * mean_dy_y) * inv_std)
+    }
+
+    /// BatchNorm with given per-channel statistics: `(x − mean) · inv_std`.
+    fn bn_normalize(x: FloatTensor<Self>, mean: FloatTensor<Self>, inv_std: FloatTensor<Self>) -> FloatTensor<Self> {
+        let mean = from_prim::<Self, 1>(mean);
+        let c = mean.dims()[0];
+        let inv_std = from_prim::<Self, 1>(inv_std).reshape([c, 1, 1, 1]);
+        into_prim((from_prim::<Self, 4>(x) - mean.reshape([c, 1, 1, 1])) * inv_std)
     }
 
     /// Pooling.
@@ -235,6 +244,20 @@ pub trait SupernetOps: Backend {
     fn conv(x: Tensor<Self, 4>, w: Tensor<Self, 4>, spec: ConvSpec) -> Tensor<Self, 4>;
     /// Batch-statistics BatchNorm without affine parameters.
     fn batch_norm(x: Tensor<Self, 4>) -> Tensor<Self, 4>;
+    /// [`SupernetOps::batch_norm`] that also returns the batch statistics (mean, biased
+    /// variance), for BN recalibration (no gradient flows through them).
+    fn batch_norm_stats(x: Tensor<Self, 4>) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
+        let [c, _, _, _] = x.dims();
+        let mean = x.clone().mean_dims(&[1, 2, 3]);
+        let var = (x.clone() - mean.clone()).square().mean_dims(&[1, 2, 3]);
+        (Self::batch_norm(x), mean.reshape([c]).detach(), var.reshape([c]).detach())
+    }
+    /// BatchNorm with fixed statistics: `(x − mean) / √(var + eps)`.
+    fn batch_norm_fixed(x: Tensor<Self, 4>, mean: Tensor<Self, 1>, var: Tensor<Self, 1>) -> Tensor<Self, 4> {
+        let c = mean.dims()[0];
+        let inv_std = var.add_scalar(crate::supernet::BN_EPS).sqrt().recip().reshape([c, 1, 1, 1]);
+        (x - mean.reshape([c, 1, 1, 1])) * inv_std
+    }
     /// Pooling.
     fn pool(x: Tensor<Self, 4>, spec: PoolSpec) -> Tensor<Self, 4>;
     /// Activation.
@@ -252,6 +275,16 @@ macro_rules! inner_supernet_ops {
             }
             fn batch_norm(x: Tensor<Self, 4>) -> Tensor<Self, 4> {
                 from_prim(<$backend as Kernels>::bn_forward(into_prim(x)).0)
+            }
+            fn batch_norm_stats(x: Tensor<Self, 4>) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
+                let (y, mean, inv_std) = <$backend as Kernels>::bn_forward(into_prim(x));
+                let inv_std = from_prim::<Self, 1>(inv_std);
+                let var = inv_std.square().recip().sub_scalar(crate::supernet::BN_EPS);
+                (from_prim(y), from_prim(mean), var)
+            }
+            fn batch_norm_fixed(x: Tensor<Self, 4>, mean: Tensor<Self, 1>, var: Tensor<Self, 1>) -> Tensor<Self, 4> {
+                let inv_std = var.add_scalar(crate::supernet::BN_EPS).sqrt().recip();
+                from_prim(<$backend as Kernels>::bn_normalize(into_prim(x), into_prim(mean), into_prim(inv_std)))
             }
             fn pool(x: Tensor<Self, 4>, spec: PoolSpec) -> Tensor<Self, 4> {
                 from_prim(<$backend as Kernels>::pool_forward(into_prim(x), spec))

@@ -97,7 +97,7 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     }
     let layout = SupernetLayout::new(&graph, &slots, args.channel_divisor, NormMode::Plain).map_err(|e| anyhow!(e))?;
     let job = BenchJob { layout, plan, args };
-    let times = run_on(args.device, job).map_err(|e| anyhow!(e))??;
+    let (times, cpu_seconds) = run_on(args.device, job).map_err(|e| anyhow!(e))??;
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
@@ -112,8 +112,9 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
         args.steps,
         args.warmup
     );
+    let cpu = cpu_seconds.map_or(String::new(), |s| format!(" cpu_ms_per_step={:.1}", s * 1000.0 / args.steps as f64));
     println!(
-        "RESULT ms_per_step={median:.1} images_per_s={:.1} min_ms={:.1} max_ms={:.1}",
+        "RESULT ms_per_step={median:.1} images_per_s={:.1} min_ms={:.1} max_ms={:.1}{cpu}",
         args.batch as f64 / median * 1000.0,
         sorted[0],
         sorted[sorted.len() - 1]
@@ -128,9 +129,10 @@ struct BenchJob<'a> {
 }
 
 impl BackendJob for BenchJob<'_> {
-    type Output = Result<Vec<f64>>;
+    /// Wall-clock ms of every timed step, and the process CPU seconds they took (Linux).
+    type Output = Result<(Vec<f64>, Option<f64>)>;
 
-    fn run<B: EngineBackend>(self, device: B::Device) -> Result<Vec<f64>> {
+    fn run<B: EngineBackend>(self, device: B::Device) -> Self::Output {
         let args = self.args;
         let layout = std::sync::Arc::new(self.layout);
         let nets = Supernets::<B>::new(layout.clone(), args.supernets, args.seed, &device);
@@ -144,7 +146,11 @@ impl BackendJob for BenchJob<'_> {
             &device,
         );
         let mut times = Vec::with_capacity(args.steps);
+        let mut cpu_start = None;
         for step in 0..args.warmup + args.steps {
+            if step == args.warmup {
+                cpu_start = process_cpu_seconds();
+            }
             let pairs = &self.plan[step % self.plan.len()];
             let start = Instant::now();
             engine.step(images.clone(), &labels, pairs, 0.025).map_err(|e| anyhow!(e))?;
@@ -153,8 +159,19 @@ impl BackendJob for BenchJob<'_> {
                 times.push(start.elapsed().as_secs_f64() * 1000.0);
             }
         }
-        Ok(times)
+        let cpu = cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
+        Ok((times, cpu))
     }
+}
+
+/// CPU time of all threads of this process so far (Linux `/proc/self/task/*/schedstat`).
+fn process_cpu_seconds() -> Option<f64> {
+    let mut total_ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total_ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total_ns as f64 / 1e9)
 }
 
 /// The architecture file: the given path, or `../shared/bench/sbs_archs.txt` from the current

@@ -247,8 +247,11 @@ impl Run {
             .enumerate()
             .map(|(k, s)| {
                 let steps: u64 = records.iter().filter_map(|r| r.supernets.get(k)).map(|e| e.steps).sum();
-                let (loss, acc) = last.supernets.get(k).map_or((f64::NAN, f64::NAN), |e| (e.loss, e.accuracy));
-                vec![k.to_string(), s.label.clone(), s.trainable.to_string(), steps.to_string(), format!("{loss:.4}"), format!("{acc:.2}")]
+                let (loss, acc) = match last.supernets.get(k) {
+                    Some(e) if e.steps > 0 => (format!("{:.4}", e.loss), format!("{:.2}", e.accuracy)),
+                    _ => ("-".to_string(), "-".to_string()),
+                };
+                vec![k.to_string(), s.label.clone(), s.trainable.to_string(), steps.to_string(), loss, acc]
             })
             .collect();
         Ok(format!(

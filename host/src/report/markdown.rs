@@ -156,15 +156,21 @@ impl Markdown {
         let rows: Vec<Vec<String>> = (0..supernets)
             .map(|k| {
                 let epochs: Vec<_> = records.iter().filter_map(|r| r.supernets.get(k)).collect();
-                let last = epochs.last().expect("a record has this supernet");
-                let best = epochs.iter().map(|s| s.accuracy).fold(f64::NEG_INFINITY, f64::max);
+                let trained: Vec<_> = epochs.iter().filter(|s| s.steps > 0).collect();
+                let (last_loss, last_accuracy, best) = match trained.last() {
+                    Some(last) => {
+                        let best = trained.iter().map(|s| s.accuracy).fold(f64::NEG_INFINITY, f64::max);
+                        (format!("{:.4}", last.loss), format!("{:.2}", last.accuracy), format!("{best:.2}"))
+                    }
+                    None => ("-".into(), "-".into(), "-".into()),
+                };
                 vec![
                     labels.get(k).cloned().unwrap_or_else(|| format!("supernet {k}")),
                     epochs.len().to_string(),
                     epochs.iter().map(|s| s.steps).sum::<u64>().to_string(),
-                    format!("{:.4}", last.loss),
-                    format!("{:.2}", last.accuracy),
-                    format!("{best:.2}"),
+                    last_loss,
+                    last_accuracy,
+                    best,
                 ]
             })
             .collect();

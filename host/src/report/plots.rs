@@ -300,7 +300,7 @@ pub fn group_histograms(path: &Path, title: &str, x_label: &str, groups: &[(Stri
 }
 
 /// Training curves from `metrics.jsonl` records: loss (left) and accuracy (right) per epoch,
-/// one line per supernet. `labels` names the supernets (e.g. subspace labels); missing names
+/// one line per supernet (epochs in which a supernet was not trained are left out). `labels` names the supernets (e.g. subspace labels); missing names
 /// become "supernet i".
 pub fn training_curves(path: &Path, records: &[EpochRecord], labels: &[String]) -> Result<()> {
     let supernets = records.iter().map(|r| r.supernets.len()).max().unwrap_or(0);
@@ -310,7 +310,7 @@ pub fn training_curves(path: &Path, records: &[EpochRecord], labels: &[String]) 
     check_finite("training curves", records.iter().flat_map(|r| &r.supernets).flat_map(|s| [&s.loss, &s.accuracy]))?;
     let name = |k: usize| labels.get(k).cloned().unwrap_or_else(|| format!("supernet {k}"));
     let curve = |k: usize, value: fn(&super::SupernetEpoch) -> f64| -> Vec<(i64, f64)> {
-        records.iter().filter_map(|r| r.supernets.get(k).map(|s| (r.epoch as i64, value(s)))).collect()
+        records.iter().filter_map(|r| r.supernets.get(k).filter(|s| s.steps > 0).map(|s| (r.epoch as i64, value(s)))).collect()
     };
     let (first, last) = records.iter().fold((u32::MAX, 0), |(lo, hi), r| (lo.min(r.epoch), hi.max(r.epoch)));
     // Whole epochs on the axis, one spare on each side of a single epoch.
@@ -325,7 +325,7 @@ pub fn training_curves(path: &Path, records: &[EpochRecord], labels: &[String]) 
             ("accuracy (%)", |s| s.accuracy, SeriesLabelPosition::LowerRight),
         ];
         for (panel, (desc, value, legend)) in panels.iter().zip(metrics) {
-            let ys = padded_range(records.iter().flat_map(|r| &r.supernets).map(value));
+            let ys = padded_range(records.iter().flat_map(|r| &r.supernets).filter(|s| s.steps > 0).map(value));
             let mut chart = ChartBuilder::on(panel)
                 .margin(15)
                 .x_label_area_size(45)

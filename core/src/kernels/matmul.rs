@@ -6,9 +6,11 @@
 //! - [`dot_grid`]: `out (m×n) = a (m×p) · bᵀ (p×n)` with a long reduction `p` (pixels) and a
 //!   small output (weight gradients): a grid of dot products.
 //!
-//! The long operand (`b`) is either a strided row-major view or a **packed** matrix: columns
-//! grouped in panels of [`PANEL`], each panel storing its rows one after another, so that the
-//! kernels read it sequentially (strided rows 4 KiB apart all land in the same L1 cache set).
+//! The long operand (`b`) is a strided row-major view, a **packed** matrix (columns grouped in
+//! panels of [`PANEL`], each panel storing its rows one after another, so that the kernels read
+//! it sequentially: strided rows 4 KiB apart all land in the same L1 cache set), or
+//! zero-padded input planes read through a table of kernel-tap offsets ([`Taps`], the column
+//! matrix of a same-size convolution without building it).
 //!
 //! Both sum in a fixed order that depends only on the shapes, so results are reproducible.
 

@@ -104,43 +104,59 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
 /// Sum of a slice, in f32 lanes within 1024-element blocks and f64 across blocks (fast and
 /// accurate on long rows).
 fn sum(xs: &[f32]) -> f64 {
-    xs.chunks(1024).map(|b| lanes_sum(b, |x| x) as f64).sum()
+    xs.chunks(1024).map(|b| block_sum(b) as f64).sum()
 }
 
-fn lanes_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+/// Sum of a short block in 16 f32 lanes.
+fn block_sum(xs: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
     let mut chunks = xs.chunks_exact(16);
     for c in &mut chunks {
         for i in 0..16 {
-            acc[i] += f(c[i]);
+            acc[i] += c[i];
         }
     }
-    let mut total: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    let mut total: f32 = chunks.remainder().iter().sum();
     for a in acc {
         total += a;
     }
     total
 }
 
-fn lanes_dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let mut ca = a.chunks_exact(16);
-    let mut cb = b.chunks_exact(16);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for i in 0..16 {
-            acc[i] += x[i] * y[i];
+/// (Σ a, Σ a·b) in one pass, blocked like [`sum`].
+fn sum_and_dot(a: &[f32], b: &[f32]) -> (f64, f64) {
+    let mut total = (0f64, 0f64);
+    for (x, y) in a.chunks(1024).zip(b.chunks(1024)) {
+        let mut acc_a = [0f32; 16];
+        let mut acc_ab = [0f32; 16];
+        let mut cx = x.chunks_exact(16);
+        let mut cy = y.chunks_exact(16);
+        for (p, q) in (&mut cx).zip(&mut cy) {
+            for i in 0..16 {
+                acc_a[i] += p[i];
+                acc_ab[i] += p[i] * q[i];
+            }
         }
-    }
-    let mut total: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for v in acc {
-        total += v;
+        let mut block = (0f32, 0f32);
+        for (&p, &q) in cx.remainder().iter().zip(cy.remainder()) {
+            block.0 += p;
+            block.1 += p * q;
+        }
+        for i in 0..16 {
+            block.0 += acc_a[i];
+            block.1 += acc_ab[i];
+        }
+        total.0 += block.0 as f64;
+        total.1 += block.1 as f64;
     }
     total
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.chunks(1024).zip(b.chunks(1024)).map(|(x, y)| lanes_dot(x, y) as f64).sum()
+/// (Σ x, Σ x²) in one pass.
+fn sum_and_squares(x: &[f32]) -> (f64, f64) {
+    sum_and_dot(x, x)
 }
+
 
 /// The output columns `ow` whose input column `ow·stride + offset` lies in `0..width`.
 fn valid_range(out: usize, width: usize, stride: usize, offset: isize) -> (usize, usize) {
@@ -351,11 +367,13 @@ impl ConvGeom {
         padded[(pad + self.h) * padded_w..].fill(0.0);
         for (r, src) in plane.chunks_exact(self.w).enumerate() {
             let row = &mut padded[(r + pad) * padded_w..][..padded_w];
-            for v in &mut row[..pad] {
-                *v = 0.0;
-            }
-            for v in &mut row[pad + self.w..] {
-                *v = 0.0;
+            if pad == 1 {
+                // Single stores: a one-element fill would be a memset call.
+                row[0] = 0.0;
+                row[padded_w - 1] = 0.0;
+            } else {
+                row[..pad].fill(0.0);
+                row[pad + self.w..].fill(0.0);
             }
             relu_copy(src, &mut row[pad..pad + self.w], self.spec.relu_input);
         }
@@ -637,9 +655,11 @@ fn bn_forward(x: &[f32], channels: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 /// Normalises one channel row; returns (mean, 1/std).
 #[inline(never)]
 fn bn_row_forward(x: &[f32], y: &mut [MaybeUninit<f32>]) -> (f32, f32) {
-    let len = x.len();
-    let mean = (sum(x) / len as f64) as f32;
-    let var: f64 = x.chunks(1024).map(|b| lanes_sum(b, |v| (v - mean) * (v - mean)) as f64).sum::<f64>() / len as f64;
+    let len = x.len() as f64;
+    let (total, squares) = sum_and_squares(x);
+    let mean64 = total / len;
+    let var = (squares / len - mean64 * mean64).max(0.0);
+    let mean = mean64 as f32;
     let inv_std = (1.0 / (var + crate::supernet::BN_EPS).sqrt()) as f32;
     for (o, &v) in y.iter_mut().zip(x) {
         o.write((v - mean) * inv_std);
@@ -662,8 +682,8 @@ fn bn_backward(y: &[f32], inv_std: &[f32], dy: &[f32]) -> Vec<f32> {
 #[inline(never)]
 fn bn_row_backward(y: &[f32], dy: &[f32], inv_std: f32, dx: &mut [MaybeUninit<f32>]) {
     let len = y.len() as f64;
-    let mean_dy = (sum(dy) / len) as f32;
-    let mean_dy_y = (dot(dy, y) / len) as f32;
+    let (sum_dy, dot_dy_y) = sum_and_dot(dy, y);
+    let (mean_dy, mean_dy_y) = ((sum_dy / len) as f32, (dot_dy_y / len) as f32);
     for ((d, &g), &v) in dx.iter_mut().zip(dy).zip(y) {
         d.write(inv_std * (g - mean_dy - v * mean_dy_y));
     }

@@ -6,9 +6,11 @@
 //! - [`dot_grid`]: `out (m×n) = a (m×p) · bᵀ (p×n)` with a long reduction `p` (pixels) and a
 //!   small output (weight gradients): a grid of dot products.
 //!
-//! The long operand (`b`) is either a strided row-major view or a **packed** matrix: columns
-//! grouped in panels of [`PANEL`], each panel storing its rows one after another, so that the
-//! kernels read it sequentially (strided rows 4 KiB apart all land in the same L1 cache set).
+//! The long operand (`b`) is a strided row-major view, a **packed** matrix (columns grouped in
+//! panels of [`PANEL`], each panel storing its rows one after another, so that the kernels read
+//! it sequentially: strided rows 4 KiB apart all land in the same L1 cache set), or
+//! zero-padded input planes read through a table of kernel-tap offsets ([`Taps`], the column
+//! matrix of a same-size convolution without building it).
 //!
 //! Both sum in a fixed order that depends only on the shapes, so results are reproducible.
 
@@ -373,6 +375,46 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Every tiling each instruction set uses, run through the generic bodies (so the AVX-512
+    /// and plain variants are checked on any machine), with accumulation.
+    #[test]
+    fn every_tiling_matches_the_reference() {
+        type Product = unsafe fn(usize, usize, usize, ViewMut, View, View, bool);
+        let broadcasts: [(&str, Product); 3] = [
+            ("avx512", broadcast_body::<true, 16, 8, View>),
+            ("avx2", broadcast_body::<true, 16, 6, View>),
+            ("plain", broadcast_body::<false, 8, 4, View>),
+        ];
+        let dots: [(&str, Product); 3] = [
+            ("avx512", dot_grid_body::<true, 16, 4, 4, View>),
+            ("avx2", dot_grid_body::<true, 8, 4, 2, View>),
+            ("plain", dot_grid_body::<false, 8, 2, 2, View>),
+        ];
+        for &(m, n, k) in &[(8, 64, 72), (7, 37, 5), (13, 50, 29), (1, 3, 2)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1).collect();
+            let bt: Vec<f32> = (0..n * k).map(|idx| b[(idx % k) * n + idx / k]).collect();
+            let want = reference(m, n, k, &a, &b);
+            let check = |name: &str, got: &[f32]| {
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - (w + 0.25)).abs() < 1e-3, "{name} {m}x{n}x{k}: {g} vs {w}");
+                }
+            };
+            let out = |got: &mut Vec<f32>| ViewMut { ptr: got.as_mut_ptr(), row_stride: n };
+            let lhs = View { ptr: a.as_ptr(), row_stride: k };
+            for (name, f) in broadcasts {
+                let mut got = vec![0.25f32; m * n];
+                unsafe { f(m, n, k, out(&mut got), lhs, View { ptr: b.as_ptr(), row_stride: n }, true) };
+                check(&format!("broadcast {name}"), &got);
+            }
+            for (name, f) in dots {
+                let mut got = vec![0.25f32; m * n];
+                unsafe { f(m, n, k, out(&mut got), lhs, View { ptr: bt.as_ptr(), row_stride: k }, true) };
+                check(&format!("dot grid {name}"), &got);
+            }
+        }
     }
 
     #[test]

@@ -19,7 +19,6 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    data::write_atomic,
     optim::Sgd,
     supernet::{tensor_to_vec, SupernetLayout, Supernets},
 };
@@ -100,7 +99,7 @@ pub fn save<B: Backend>(path: &Path, nets: &Supernets<B>, optim: &Sgd<B>, state:
     file.extend_from_slice(&(json.len() as u64).to_le_bytes());
     file.extend_from_slice(&json);
     file.extend_from_slice(&data);
-    write_atomic(path, &file)
+    crate::files::save(path, &file)
 }
 
 /// A loaded checkpoint.

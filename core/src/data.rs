@@ -27,7 +27,6 @@
 use std::{
     collections::HashMap,
     fs,
-    io::Write,
     path::{Path, PathBuf},
     sync::{mpsc, Arc, Mutex, OnceLock},
     thread,
@@ -536,7 +535,7 @@ fn write_cache(path: &Path, key: u64, data: &Dataset) -> Result<(), String> {
     let mut h = Fnv::new();
     h.eat(&out);
     out.extend_from_slice(&h.finish().to_le_bytes());
-    write_atomic(path, &out)
+    crate::files::save(path, &out)
 }
 
 fn read_cache(path: &Path, key: u64) -> Option<Dataset> {
@@ -579,24 +578,6 @@ impl<'a> Cursor<'a> {
     fn word(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
-}
-
-/// Writes a file atomically: a temporary file in the same folder, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
-    })
 }
 
 /// The built-in dataset: `train` and `test` images of `dims` (`[3, H, W]`) in 10 classes.

@@ -46,3 +46,11 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// [`write_atomic`] for the engine: creates the folder first and reports a failure as a message
+/// naming the file.
+pub fn save(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    write_atomic(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     backend::EngineBackend,
     checkpoint::{self, CheckpointState, CHECKPOINT_VERSION},
-    data::{batch_indices, epoch_order, write_atomic, Augment, Dataset, Prefetch},
+    data::{batch_indices, epoch_order, Augment, Dataset, Prefetch},
+    files::save,
     optim::{LrSchedule, Sgd, SgdConfig},
     step::StepEngine,
     supernet::{SupernetLayout, Supernets},
@@ -374,7 +375,7 @@ fn write_config(run: &TrainRun) -> Result<(), String> {
         "training_images": run.data.len(),
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    write_atomic(&run.run_dir.join(CONFIG_FILE), text.as_bytes())
+    save(&run.run_dir.join(CONFIG_FILE), text.as_bytes())
 }
 
 /// Appends one line; the file is rewritten atomically so a crash never leaves half a line.
@@ -387,7 +388,7 @@ fn append_metrics(path: &Path, metrics: &EpochMetrics) -> Result<(), String> {
     line.push(b'\n');
     let mut bytes = text.into_bytes();
     bytes.write_all(&line).expect("writing to a vector");
-    write_atomic(path, &bytes)
+    save(path, &bytes)
 }
 
 /// Drops metric lines of epochs after `epochs_done` (written before an interruption).
@@ -403,7 +404,7 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<(), String> {
     if !out.is_empty() {
         out.push('\n');
     }
-    write_atomic(path, out.as_bytes())
+    save(path, out.as_bytes())
 }
 
 #[cfg(test)]

@@ -343,7 +343,10 @@ fn write_report(run: &Run, state: &SearchState, ranked: Option<&Ranked>) -> Resu
         figures.push(("Accuracy per subspace".to_string(), "plots/subspace_accuracy.svg".to_string()));
     }
     md.plots(&figures);
-    md.write(&run.file(super::run::REPORT_FILE))
+    md.heading(2, "Configuration");
+    md.paragraph("The resolved `config.toml` of this run (`fewshot run --config` takes it back):");
+    md.code("toml", &c.to_toml()?);
+    md.write(&run.file(REPORT_FILE))
 }
 
 /// The settings table of the report.

@@ -242,6 +242,7 @@ impl Markdown {
     }
 
     /// The text so far.
+    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -64,27 +64,8 @@ pub struct RunOptions {
     /// Starting learning rate.
     #[arg(long, help_heading = "Training")]
     pub lr: Option<f64>,
-    /// Search strategy: `evolution` or `random`.
-    #[arg(long, help_heading = "Search")]
-    pub strategy: Option<String>,
-    /// Candidates per generation.
-    #[arg(long, help_heading = "Search")]
-    pub population: Option<usize>,
-    /// Generations after the initial random one.
-    #[arg(long, help_heading = "Search")]
-    pub generations: Option<usize>,
-    /// Largest FLOPs (millions, full width) of a candidate.
-    #[arg(long, value_name = "M", help_heading = "Search")]
-    pub flops_max: Option<f64>,
-    /// Smallest FLOPs (millions, full width) of a candidate.
-    #[arg(long, value_name = "M", help_heading = "Search")]
-    pub flops_min: Option<f64>,
-    /// Largest parameter count (millions, full width) of a candidate.
-    #[arg(long, value_name = "M", help_heading = "Search")]
-    pub params_max: Option<f64>,
-    /// Recalibrate BatchNorm on this many training batches before scoring each architecture.
-    #[arg(long, value_name = "N", help_heading = "Search")]
-    pub bn_recalibrate: Option<usize>,
+    #[command(flatten)]
+    pub search: SearchOptions,
     /// Ground-truth table (e.g. ../shared/data/nb201/nb201.csv) to rank the supernets against.
     #[arg(long, value_name = "CSV", help_heading = "Ranking")]
     pub truth: Option<PathBuf>,
@@ -112,16 +93,6 @@ impl RunOptions {
 
     /// Applies the overrides to `c`.
     pub fn apply(&self, c: &mut RunConfig) -> Result<()> {
-        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
-            if let Some(v) = value {
-                *target = v.clone();
-            }
-        }
-        fn set_some<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
-            if value.is_some() {
-                target.clone_from(value);
-            }
-        }
         set(&mut c.space.spec, &self.space);
         set_some(&mut c.space.activation, &self.activation);
         set(&mut c.split.rule, &self.rule);
@@ -138,16 +109,80 @@ impl RunOptions {
         set(&mut c.train.batch_size, &self.batch);
         set(&mut c.train.channel_divisor, &self.channel_divisor);
         set(&mut c.train.lr, &self.lr);
-        set(&mut c.search.strategy, &self.strategy);
-        set(&mut c.search.population, &self.population);
-        set(&mut c.search.generations, &self.generations);
-        set_some(&mut c.search.flops_max, &self.flops_max);
-        set_some(&mut c.search.flops_min, &self.flops_min);
-        set_some(&mut c.search.params_max, &self.params_max);
-        set(&mut c.eval.bn_recalibrate, &self.bn_recalibrate);
+        self.search.apply(c);
         set_some(&mut c.rank.truth, &self.truth);
         set(&mut c.rank.truth_column, &self.truth_column);
         set(&mut c.rank.archs, &self.rank_archs);
         c.apply_sets(&self.sets)
+    }
+}
+
+/// Search settings, shared by `run`, `train` (stored for later) and `search`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SearchOptions {
+    /// Search strategy: `evolution` or `random` (the same evaluation budget).
+    #[arg(long, help_heading = "Search")]
+    pub strategy: Option<String>,
+    /// Candidates per generation.
+    #[arg(long, help_heading = "Search")]
+    pub population: Option<usize>,
+    /// Generations after the initial random one.
+    #[arg(long, help_heading = "Search")]
+    pub generations: Option<usize>,
+    /// Parents kept for mutation and crossover (default 10, at most the population).
+    #[arg(long, help_heading = "Search")]
+    pub top_k: Option<usize>,
+    /// Mutated children per generation (default half the population).
+    #[arg(long, help_heading = "Search")]
+    pub mutations: Option<usize>,
+    /// Per-position mutation probability.
+    #[arg(long, help_heading = "Search")]
+    pub mutation_prob: Option<f64>,
+    /// Crossover children per generation (default half the population).
+    #[arg(long, help_heading = "Search")]
+    pub crossovers: Option<usize>,
+    /// Largest FLOPs (millions, full width) of a candidate.
+    #[arg(long, value_name = "M", help_heading = "Search")]
+    pub flops_max: Option<f64>,
+    /// Smallest FLOPs (millions, full width) of a candidate.
+    #[arg(long, value_name = "M", help_heading = "Search")]
+    pub flops_min: Option<f64>,
+    /// Largest parameter count (millions, full width) of a candidate.
+    #[arg(long, value_name = "M", help_heading = "Search")]
+    pub params_max: Option<f64>,
+    /// Recalibrate BatchNorm on this many training batches before scoring each architecture.
+    #[arg(long, value_name = "N", help_heading = "Search")]
+    pub bn_recalibrate: Option<usize>,
+}
+
+impl SearchOptions {
+    /// Applies the options given to `c`.
+    pub fn apply(&self, c: &mut RunConfig) {
+        let s = &mut c.search;
+        set(&mut s.strategy, &self.strategy);
+        set(&mut s.population, &self.population);
+        set(&mut s.generations, &self.generations);
+        set(&mut s.mutation_prob, &self.mutation_prob);
+        set_some(&mut s.top_k, &self.top_k);
+        set_some(&mut s.mutations, &self.mutations);
+        set_some(&mut s.crossovers, &self.crossovers);
+        set_some(&mut s.flops_max, &self.flops_max);
+        set_some(&mut s.flops_min, &self.flops_min);
+        set_some(&mut s.params_max, &self.params_max);
+        set(&mut c.eval.bn_recalibrate, &self.bn_recalibrate);
+    }
+}
+
+/// Overwrites `target` when a value was given.
+fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *target = v.clone();
+    }
+}
+
+/// Overwrites an optional setting when a value was given.
+fn set_some<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
+    if value.is_some() {
+        target.clone_from(value);
     }
 }

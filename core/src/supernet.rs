@@ -800,7 +800,7 @@ pub(crate) mod tests {
     /// linear.
     pub(crate) fn small_space() -> (Graph, Vec<Slot>) {
         let mut g = GraphBuilder::new();
-        let x = g.input(3, 8, 8);
+        let x = g.input(Width::fixed(3), 8, 8);
         let stem = g.scope("stem", |g| {
             let c = g.conv(x, Width::scaled(8), 3, 1);
             g.batch_norm(c)
@@ -862,12 +862,12 @@ pub(crate) mod tests {
         let (graph, slots) = small_space();
         assert!(SupernetLayout::new(&graph, &slots, 0.0, NormMode::Plain).unwrap_err().contains("divisor"));
         let mut g = GraphBuilder::new();
-        let x = g.input(3, 8, 8);
+        let x = g.input(Width::fixed(3), 8, 8);
         let c = g.conv(x, Width::scaled(4), 3, 1);
         let map_out = g.finish(c);
         assert!(SupernetLayout::new(&map_out, &[], 1.0, NormMode::Plain).unwrap_err().contains("logits"));
         let mut g = GraphBuilder::new();
-        let x = g.input(3, 8, 8);
+        let x = g.input(Width::fixed(3), 8, 8);
         let c = g.when(5, 0, |g| g.conv(x, Width::scaled(4), 3, 1));
         let bad_guard = g.finish(c);
         assert!(SupernetLayout::new(&bad_guard, &slots, 1.0, NormMode::Plain).unwrap_err().contains("slot 5"));

@@ -29,14 +29,14 @@
 
 use std::collections::HashMap;
 
-use burn::tensor::{activation, backend::Backend, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
 use fewshot_sdk::{
     graph::{known_activation, known_op},
     Activation, Graph, Op, Shape, Slot,
 };
 
 use crate::{
-    kernels::{ConvSpec, PoolSpec, SupernetOps},
+    kernels::{generic_act, ConvSpec, PoolSpec, SupernetOps},
     rng::Rng,
 };
 
@@ -740,23 +740,11 @@ fn apply<B: SupernetOps>(
         }
         (Layer::Act(Activation::Sigmoid), Value::Absent) => Value::Map(Tensor::full(map_dims(shape), 0.5, device)),
         (Layer::Act(kind), Value::Map(x)) => Value::Map(B::act(*kind, x)),
-        (Layer::Act(kind), Value::Vec(x)) => Value::Vec(vector_activation(*kind, x)),
+        (Layer::Act(kind), Value::Vec(x)) => Value::Vec(generic_act(*kind, x)),
         (Layer::Pool(spec), Value::Map(x)) => Value::Map(B::pool(x, *spec)),
         (Layer::GlobalAvgPool, Value::Map(x)) => Value::Vec(B::global_pool(x)),
         (_, Value::Absent) => Value::Absent,
         (layer, _) => unreachable!("layer {layer:?} got an input of the wrong rank (checked by Graph::shapes)"),
-    }
-}
-
-fn vector_activation<B: Backend>(kind: Activation, x: Tensor<B, 2>) -> Tensor<B, 2> {
-    match kind {
-        Activation::Relu => activation::relu(x),
-        Activation::Relu6 => x.clamp(0.0, 6.0),
-        Activation::Tanh => activation::tanh(x),
-        Activation::Gelu => activation::gelu(x),
-        Activation::Sigmoid => activation::sigmoid(x),
-        Activation::Silu => activation::silu(x),
-        _ => unreachable!("activations are checked when the layout is built"),
     }
 }
 

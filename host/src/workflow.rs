@@ -92,7 +92,7 @@ impl Run {
             let stored = RunConfig::read(&path)?;
             if stored != config {
                 bail!(
-                    "{} already holds a run with another configuration ({}); continue it with --resume, or choose a new directory",
+                    "{} already holds a run with another configuration ({}); resume it with its stored settings (--resume without options that change them), or choose a new directory",
                     dir.display(),
                     first_difference(&stored, &config)?
                 );

@@ -13,6 +13,7 @@ use fewshot_core::{files::write_atomic, metrics::RankReport};
 use plotters::{
     coord::{
         ranged1d::{DefaultFormatting, KeyPointHint, Ranged},
+        types::RangedCoordf64,
         Shift,
     },
     prelude::*,
@@ -97,28 +98,48 @@ pub fn scatter(path: &Path, title: &str, x_label: &str, y_label: &str, series: &
     // Many points: smaller and more transparent, so dense regions stay readable.
     let (radius, alpha) = if total > 2000 { (2, 0.35) } else { (3, 0.7) };
     render(path, (900, 700), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 22))
-            .margin(15)
-            .x_label_area_size(50)
-            .y_label_area_size(65)
-            .build_cartesian_2d(xs, ys)?;
-        chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style((FONT, 14)).axis_desc_style((FONT, 16)).draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(s.points.iter().map(|&p| Circle::new(p, radius, c.mix(alpha).filled())))?
-                .label(&s.label)
-                .legend(move |(x, y)| Circle::new((x, y), 5, c.filled()));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
+        let mut chart = scatter_chart(root, title, (x_label, y_label), (xs, ys), series, (radius, alpha))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
+}
+
+type ScatterChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A titled chart over `ranges` with labelled axes and one coloured point set per series.
+fn scatter_chart<'a, 'b>(
+    root: &'a Area<'b>,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    (xs, ys): (std::ops::Range<f64>, std::ops::Range<f64>),
+    series: &[Series],
+    (radius, alpha): (i32, f64),
+) -> DrawResult<ScatterChart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 22))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(65)
+        .build_cartesian_2d(xs, ys)?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style((FONT, 14)).axis_desc_style((FONT, 16)).draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let c = color(i);
+        chart
+            .draw_series(s.points.iter().map(|&p| Circle::new(p, radius, c.mix(alpha).filled())))?
+            .label(&s.label)
+            .legend(move |(x, y)| Circle::new((x, y), 5, c.filled()));
+    }
+    Ok(chart)
+}
+
+/// Draws the legend of `chart`'s labelled series at `position`.
+fn draw_legend<'a, 'b: 'a>(chart: &mut ScatterChart<'a, 'b>, position: SeriesLabelPosition) -> DrawResult<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
 }
 
 /// Predicted vs ground-truth accuracy, one colour per group, τ-b in the title (overall) and in
@@ -207,32 +228,13 @@ pub fn accuracy_vs_cost(path: &Path, title: &str, cost_label: &str, points: &[Co
     let (xs, ys) = (padded_range(xy.iter().map(|p| p.0)), padded_range(xy.iter().map(|p| p.1)));
     let (radius, alpha) = if points.len() > 2000 { (2, 0.3) } else { (3, 0.6) };
     render(path, (900, 700), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 22))
-            .margin(15)
-            .x_label_area_size(50)
-            .y_label_area_size(65)
-            .build_cartesian_2d(xs, ys)?;
-        chart.configure_mesh().x_desc(cost_label).y_desc("accuracy (%)").label_style((FONT, 14)).axis_desc_style((FONT, 16)).draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(s.points.iter().map(|&p| Circle::new(p, radius, c.mix(alpha).filled())))?
-                .label(&s.label)
-                .legend(move |(x, y)| Circle::new((x, y), 5, c.filled()));
-        }
+        let mut chart = scatter_chart(root, title, (cost_label, "accuracy (%)"), (xs, ys), &series, (radius, alpha))?;
         chart
             .draw_series(LineSeries::new(stairs.iter().copied(), BLACK.stroke_width(2)))?
             .label(format!("Pareto front ({} architectures)", front.len()))
             .legend(|(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], BLACK.stroke_width(2)));
         chart.draw_series(front.iter().map(|&p| Circle::new(p, 5, BLACK.filled())))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }
 

@@ -7,6 +7,7 @@ use std::{
     collections::HashMap,
     path::{Path, PathBuf},
     sync::Arc,
+    time::Instant,
 };
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -97,12 +98,8 @@ pub fn default_dir(config: &RunConfig) -> PathBuf {
 
 /// Runs every stage in `dir`.
 pub fn pipeline(dir: &Path, config: RunConfig, registry: Arc<Registry>) -> Result<RunSummary> {
-    let stages = if config.rank.truth.is_some() { 5 } else { 4 };
-    let mut stage = 0;
-    let mut announce = |what: &str| {
-        stage += 1;
-        eprintln!("[{stage}/{stages}] {what}");
-    };
+    let mut stages = StageLog::new(if config.rank.truth.is_some() { 5 } else { 4 });
+    let mut announce = |what: &'static str| stages.begin(what);
     let run = Run::create(dir, config, registry)?;
     announce("plan");
     let plan = run.write_plan()?;
@@ -127,6 +124,7 @@ pub fn pipeline(dir: &Path, config: RunConfig, registry: Arc<Registry>) -> Resul
     eprintln!("{}", run.search_summary(&state, 5)?);
     announce("report");
     write_report(&run, &state, ranked.as_ref())?;
+    stages.finish();
     let best: BestRecord = serde_json::from_str(&std::fs::read_to_string(run.file(BEST_FILE))?)?;
     let best_truth = match run.truth_table()? {
         Some(t) => t.values(&best.arch),
@@ -136,6 +134,34 @@ pub fn pipeline(dir: &Path, config: RunConfig, registry: Arc<Registry>) -> Resul
         r.supernets.iter().map(|s| s.loss).sum::<f64>() / r.supernets.len().max(1) as f64
     });
     Ok(RunSummary { dir: dir.to_path_buf(), best, best_truth, rank: ranked.map(|r| r.report), final_loss })
+}
+
+/// Announces the pipeline's stages on stderr, each with the time the one before it took.
+struct StageLog {
+    stages: usize,
+    done: usize,
+    current: Option<(&'static str, Instant)>,
+}
+
+impl StageLog {
+    fn new(stages: usize) -> StageLog {
+        StageLog { stages, done: 0, current: None }
+    }
+
+    /// Ends the current stage and starts `what`.
+    fn begin(&mut self, what: &'static str) {
+        self.finish();
+        eprintln!("[{}/{}] {what}", self.done + 1, self.stages);
+        self.current = Some((what, Instant::now()));
+    }
+
+    /// Ends the current stage, printing how long it took.
+    fn finish(&mut self) {
+        if let Some((what, start)) = self.current.take() {
+            self.done += 1;
+            eprintln!("[{}/{}] {what}: done in {:.1} s", self.done, self.stages, start.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// The closing lines `fewshot run` prints.

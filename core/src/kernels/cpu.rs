@@ -13,7 +13,7 @@ use fewshot_sdk::Activation;
 use rayon::prelude::*;
 
 use super::{
-    from_prim, generic_conv, into_prim,
+    from_prim, generic_conv, generic_conv_backward, into_prim,
     matmul::{broadcast, dot_grid, Packed, Taps, View, ViewMut, PANEL},
     ConvSpec, Kernels, PoolSpec,
 };
@@ -934,8 +934,7 @@ impl Kernels for Flex {
         need_dx: bool,
     ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
         if spec.groups != 1 {
-            let [dx, dw] = super::vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
-            return (need_dx.then_some(dx), dw);
+            return generic_conv_backward::<Flex>(x, w, dy, spec, need_dx);
         }
         let wd: [usize; 4] = dims(&w);
         let g = ConvGeom::new(dims(&x), wd, spec);

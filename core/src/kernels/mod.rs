@@ -138,6 +138,18 @@ pub(crate) fn generic_pool<B: Backend>(x: Tensor<B, 4>, s: PoolSpec) -> Tensor<B
     y.swap_dims(0, 1)
 }
 
+/// Gradients of [`generic_conv`] through burn's autodiff: (dx when `need_dx`, dw).
+pub(crate) fn generic_conv_backward<B: Backend>(
+    x: FloatTensor<B>,
+    w: FloatTensor<B>,
+    dy: FloatTensor<B>,
+    spec: ConvSpec,
+    need_dx: bool,
+) -> (Option<FloatTensor<B>>, FloatTensor<B>) {
+    let [dx, dw] = vjp::<B, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
+    (need_dx.then_some(dx), dw)
+}
+
 pub(crate) fn generic_act<B: Backend, const D: usize>(kind: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
     match kind {
         Activation::Relu => activation::relu(x),
@@ -170,8 +182,7 @@ pub trait Kernels: Backend {
         spec: ConvSpec,
         need_dx: bool,
     ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
-        let [dx, dw] = vjp::<Self, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
-        (need_dx.then_some(dx), dw)
+        generic_conv_backward::<Self>(x, w, dy, spec, need_dx)
     }
 
     /// Batch-statistics BatchNorm: (y, mean `[C]`, 1/√(var+eps) `[C]`), biased variance.

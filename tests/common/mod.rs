@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use std::{
+    io::Read,
     path::PathBuf,
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
 };
 
 /// The `../shared` folder beside the checkout (data, references), or `FEWSHOT_SHARED`.
@@ -27,9 +29,58 @@ pub fn fewshot() -> Command {
     cmd
 }
 
-/// Runs a command and returns its output, with stdout and stderr as text.
+/// How long one `fewshot` invocation of a test may run before it is killed (a hang fails the
+/// test instead of stalling CI). `FEWSHOT_TEST_TIMEOUT` (seconds) overrides it.
+pub fn command_timeout() -> Duration {
+    let secs = std::env::var("FEWSHOT_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+/// Runs a command under [`command_timeout`] and returns its output, with stdout and stderr as
+/// text. A command still running at the deadline is killed and the test fails, naming it.
 pub fn run(cmd: &mut Command) -> (Output, String, String) {
-    let out = cmd.output().expect("failed to start fewshot");
+    run_within(cmd, command_timeout())
+}
+
+/// [`run`] with an explicit deadline.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> (Output, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("failed to start fewshot");
+    // Drain both pipes on threads so a chatty child never blocks on a full pipe.
+    let mut stdout_pipe = child.stdout.take().expect("stdout piped");
+    let mut stderr_pipe = child.stderr.take().expect("stderr piped");
+    let stdout_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let stderr_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("cannot wait for fewshot") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&stderr_reader.join().unwrap_or_default()).into_owned();
+            panic!("{cmd:?} did not finish within {} s (hung?); stderr so far:\n{stderr}", limit.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output {
+        status,
+        stdout: stdout_reader.join().unwrap_or_default(),
+        stderr: stderr_reader.join().unwrap_or_default(),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out, stdout, stderr)

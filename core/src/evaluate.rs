@@ -1,6 +1,7 @@
 //! Estimating subnet accuracy with trained supernets.
 //!
-//! [`EvalSet`] turns a dataset into tensors once (fixed order, no augmentation, normalised),
+//! [`EvalSet`] turns a dataset into tensors once (in the dataset's seeded class-mixed order,
+//! [`Dataset::mixed_order`], no augmentation, normalised),
 //! so that evaluating thousands of architectures only runs forward passes. Evaluation uses the
 //! inner backend (no autodiff) and, like the reference, BatchNorm with the statistics of each
 //! evaluation batch (the reference uses batches of 512). With BN recalibration, each
@@ -24,11 +25,11 @@ pub struct EvalSet<B: EngineBackend> {
 }
 
 impl<B: EngineBackend> EvalSet<B> {
-    /// All of `data` in dataset order, in batches of `batch_size` (a final single image is
-    /// dropped: batch statistics need two).
-    pub fn new(data: &Dataset, batch_size: usize, device: &B::Device) -> Self {
-        let order: Vec<usize> = (0..data.len()).collect();
-        Self::from_indices(data, &order, batch_size, device)
+    /// All of `data` in its class-mixed order for `seed` ([`Dataset::mixed_order`]: the same
+    /// for every architecture, every run with that seed and every source of the same images),
+    /// in batches of `batch_size` (a final single image is dropped: batch statistics need two).
+    pub fn new(data: &Dataset, batch_size: usize, seed: u64, device: &B::Device) -> Self {
+        Self::from_indices(data, &data.mixed_order(seed), batch_size, device)
     }
 
     /// The first `batches` batches of `data` in a seeded order (for BN recalibration).
@@ -156,7 +157,7 @@ mod tests {
         let mut run = TrainRun { ..tiny_run(&dir, 4, Arc::new(train_set.clone())) };
         run.config.schedule = crate::optim::LrSchedule::CosineEpoch { base: 0.1, min: 0.01 };
         let trained = train::<CpuBackend>(run, &mut source(3), &device).unwrap();
-        let test = EvalSet::<CpuBackend>::new(&test_set, 100, &device);
+        let test = EvalSet::<CpuBackend>::new(&test_set, 100, 0, &device);
         assert_eq!((test.images(), test.batches()), (200, 2));
         let evaluator = Evaluator::new(&trained.nets, &test);
         let pairs: Vec<(u32, Vec<u32>)> = vec![(0, vec![0, 0]), (1, vec![1, 1]), (0, vec![0, 1])];

@@ -19,7 +19,7 @@ use fewshot_core::{
     step::StepEngine,
     supernet::{NormMode, SupernetLayout, Supernets},
 };
-use fewshot_sdk::Graph;
+use fewshot_sdk::{ffi::SpaceBox, Arch, Graph, Slot};
 
 use crate::registry::Registry;
 
@@ -29,8 +29,10 @@ pub struct StepArgs {
     /// Search space spec.
     #[arg(long, default_value = "nb201")]
     space: String,
-    /// Architecture sequence: one line per step, one architecture per supernet (default
-    /// `../shared/bench/sbs_archs.txt`, from the current folder or the source checkout).
+    /// Architecture sequence: one line per step, one architecture per supernet (default: for
+    /// NB201 `../shared/bench/sbs_archs.txt`, the sequence the PyTorch reference runs, from the
+    /// current folder or the source checkout; for any other space a seeded sequence of uniformly
+    /// drawn valid architectures).
     #[arg(long, value_name = "FILE")]
     archs: Option<PathBuf>,
     /// Number of supernets K.
@@ -70,31 +72,10 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     let space = registry.space(&args.space)?;
     let slots = space.slots().into_result().map_err(|e| anyhow!("{e}"))?;
     let graph = space.supernet_graph().into_result().map_err(|e| anyhow!("{e}"))?;
-    let path = archs_path(args.archs.as_deref())?;
-    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut plan = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < args.supernets {
-            bail!("{} line {}: {} architectures for {} supernets", path.display(), number + 1, fields.len(), args.supernets);
-        }
-        let mut pairs = Vec::with_capacity(args.supernets);
-        for (k, field) in fields.iter().take(args.supernets).enumerate() {
-            let arch = space
-                .parse((*field).into())
-                .into_result()
-                .map_err(|e| anyhow!("{} line {}: {e}", path.display(), number + 1))?;
-            pairs.push((k as u32, arch.as_slice().to_vec()));
-        }
-        plan.push(pairs);
-    }
-    if plan.is_empty() {
-        bail!("{} holds no architectures", path.display());
-    }
+    let plan = match (&args.archs, args.space.split(':').next()) {
+        (None, Some(name)) if name != "nb201" => drawn_plan(&space, &slots, args)?,
+        (given, _) => read_plan(&archs_path(given.as_deref())?, &space, args)?,
+    };
     let layout = SupernetLayout::new(&graph, &slots, args.channel_divisor, NormMode::Plain).map_err(|e| anyhow!(e))?;
     let job = BenchJob { layout, plan, args };
     let (times, cpu_seconds) = run_on(args.device, job).map_err(|e| anyhow!(e))??;
@@ -121,6 +102,54 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     );
     Ok(())
 }
+
+/// The steps of an architecture file: one line per step, one architecture per supernet.
+fn read_plan(path: &Path, space: &SpaceBox, args: &StepArgs) -> Result<Vec<Vec<(u32, Vec<u32>)>>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut plan = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < args.supernets {
+            bail!("{} line {}: {} architectures for {} supernets", path.display(), number + 1, fields.len(), args.supernets);
+        }
+        let mut pairs = Vec::with_capacity(args.supernets);
+        for (k, field) in fields.iter().take(args.supernets).enumerate() {
+            let arch = space
+                .parse((*field).into())
+                .into_result()
+                .map_err(|e| anyhow!("{} line {}: {e}", path.display(), number + 1))?;
+            pairs.push((k as u32, arch.as_slice().to_vec()));
+        }
+        plan.push(pairs);
+    }
+    if plan.is_empty() {
+        bail!("{} holds no architectures", path.display());
+    }
+    Ok(plan)
+}
+
+/// Steps drawn for a space without a shared sequence: [`DRAWN_STEPS`] steps of one uniformly
+/// random valid architecture per supernet, seeded by `--seed`.
+fn drawn_plan(space: &SpaceBox, slots: &[Slot], args: &StepArgs) -> Result<Vec<Vec<(u32, Vec<u32>)>>> {
+    let mut rng = Rng::stream(args.seed, "bench archs");
+    let mut draw = || -> Result<Vec<u32>> {
+        for _ in 0..1000 {
+            let arch: Vec<u32> = slots.iter().map(|s| rng.below(s.options.len() as u64) as u32).collect();
+            if space.validate(&Arch::new(arch.clone())).into_result().is_ok() {
+                return Ok(arch);
+            }
+        }
+        bail!("space `{}` rejected 1000 uniformly drawn architectures in a row; give the steps with --archs", args.space)
+    };
+    (0..DRAWN_STEPS).map(|_| (0..args.supernets as u32).map(|k| Ok((k, draw()?))).collect()).collect()
+}
+
+/// Steps in a drawn sequence (the timed steps cycle through it).
+const DRAWN_STEPS: usize = 64;
 
 struct BenchJob<'a> {
     layout: SupernetLayout,

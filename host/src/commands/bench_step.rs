@@ -21,7 +21,7 @@ use fewshot_core::{
 };
 use fewshot_sdk::Graph;
 
-use crate::registry::Registry;
+use crate::{conformance::checked_space, registry::Registry};
 
 /// Arguments of `fewshot bench step`.
 #[derive(Args, Debug)]
@@ -67,7 +67,7 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     if let Some(threads) = args.threads {
         fewshot_core::backend::set_cpu_threads(threads).map_err(|e| anyhow!(e))?;
     }
-    let space = registry.space(&args.space)?;
+    let space = checked_space(registry, &args.space, args.channel_divisor)?;
     let slots = space.slots().into_result().map_err(|e| anyhow!("{e}"))?;
     let graph = space.supernet_graph().into_result().map_err(|e| anyhow!("{e}"))?;
     let path = archs_path(args.archs.as_deref())?;

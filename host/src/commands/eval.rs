@@ -63,7 +63,7 @@ pub fn run(args: &EvalArgs, registry: Arc<Registry>) -> Result<()> {
     let estimates = run.evaluate(&archs, args.split, archs.len() > 1)?;
     let mut csv = String::from("arch,subspace,accuracy\n");
     for e in &estimates {
-        csv.push_str(&format!("{},{},{}\n", run.text(&e.arch), e.subspace, e.accuracy));
+        csv.push_str(&format!("{},{},{}\n", run.text(&e.arch)?, e.subspace, e.accuracy));
     }
     match &args.output {
         Some(path) => write_atomic(path, csv.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?,

@@ -6,11 +6,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use fewshot_sdk::{
     ffi::{AnyPlugin, FfiResult},
-    space_size, Arch, PluginKind,
+    space_size, Arch, Params, PluginKind,
 };
 
 use crate::{
-    conformance::{check_library, CheckOptions},
+    conformance::{check_library, CheckOptions, DEFAULT_SAMPLES},
     output::print,
     registry::{Registered, Registry},
 };
@@ -43,12 +43,17 @@ enum PluginsCommand {
     /// Load one plugin library and run the conformance checks on every plugin in it.
     ///
     /// Only LIB and the built-in plugins are loaded (not --plugin or FEWSHOT_PLUGIN_PATH). Prints
-    /// one line per check and exits with status 2 if any fails.
+    /// one PASS, FAIL or SKIP line per check and exits with status 2 if any fails.
     Check {
         /// The plugin library (a .so / .dylib / .dll file).
         library: PathBuf,
+        /// Check a plugin of LIB with these parameters instead of its defaults, as
+        /// `name:key=value,...` (e.g. `act-chain:layers=12,activation=tanh`). Repeatable; a
+        /// plugin given several times is checked once per spec.
+        #[arg(long = "params", value_name = "SPEC")]
+        params: Vec<String>,
         /// Architectures sampled per search space.
-        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, default_value_t = DEFAULT_SAMPLES as u32, value_parser = clap::value_parser!(u32).range(1..))]
         samples: u32,
         /// Seed of the sampled architectures.
         #[arg(long, default_value_t = 0)]
@@ -111,8 +116,8 @@ pub fn run(args: &PluginsArgs, registry: impl FnOnce() -> Result<Registry>) -> R
             }
             print(&text.join("\n"))?;
         }
-        PluginsCommand::Check { library, samples, seed } => {
-            check_library(library, &CheckOptions { samples: *samples as usize, seed: *seed })?;
+        PluginsCommand::Check { library, params, samples, seed } => {
+            check_library(library, &CheckOptions { samples: *samples as usize, seed: *seed }, params)?;
         }
     }
     Ok(())
@@ -182,17 +187,29 @@ fn list_table(registry: &Registry) -> String {
 fn show(registry: &Registry, p: &Registered, spec: &str) -> Result<String> {
     let parameters = if p.entry.parameters.is_empty() { "none" } else { p.entry.parameters.as_str() };
     let mut text = format!(
-        "{} {}\n  origin:       {}\n  description:  {}\n  parameters:   {}\n",
+        "{} {}\n  origin:       {}\n  description:  {}\n  parameters:   {}\n  built with:   {}\n",
         p.kind.name(),
         p.entry.name,
         p.origin,
         p.entry.description,
-        parameters
+        parameters,
+        built_with(spec)?
     );
     let plugin = registry.make(p.kind, spec)?;
     let details = describe(plugin).with_context(|| format!("{} `{}` ({})", p.kind.name(), p.entry.name, p.origin))?;
     text.push_str(&details);
     Ok(text)
+}
+
+/// The parameter values of `spec`, one `key=value` each, or that it uses the defaults.
+fn built_with(spec: &str) -> Result<String> {
+    let given = spec.split_once(':').map_or("", |(_, params)| params);
+    let params = Params::parse(given).map_err(|e| anyhow!("`{spec}`: {e}"))?;
+    if params.is_empty() {
+        return Ok("the defaults".to_string());
+    }
+    let pairs: Vec<String> = params.pairs().map(|(key, value)| format!("{key}={value}")).collect();
+    Ok(format!("{} (other parameters at their defaults)", pairs.join(", ")))
 }
 
 /// What a constructed plugin tells about itself.

@@ -30,7 +30,7 @@ use fewshot_core::{
     supernet::SupernetLayout,
     train::{self as engine, StepSource, TrainRun, CHECKPOINT_FILE, METRICS_FILE},
 };
-use fewshot_sdk::{abi_stable::std_types::RStr, ffi::SamplerBox, Arch};
+use fewshot_sdk::{abi_stable::std_types::RStr, ffi::SamplerBox, Arch, PluginKind};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -341,11 +341,22 @@ impl Run {
         Ok((self.text(&arch)?, info))
     }
 
-    /// The architecture's text form; an error names the space and the option indices.
+    /// The architecture's text form; an error names the space plugin and the option indices.
     pub fn text(&self, arch: &Arch) -> Result<String> {
-        self.plan
-            .format(arch)
-            .map_err(|e| anyhow!("space `{}` cannot format {:?}: {e}", self.config.space_spec(), arch.as_slice()))
+        self.plan.format(arch).map_err(|e| anyhow!("{}: format {:?}: {e}", self.space_label(), arch.as_slice()))
+    }
+
+    /// Parses an architecture of the space; an error is prefixed `space `name` (origin): `, as
+    /// for every message from plugin code.
+    pub fn parse(&self, text: &str) -> Result<Arch> {
+        self.plan.parse(text).map_err(|e| anyhow!("{}: {e}", self.space_label()))
+    }
+
+    /// How messages name the run's space plugin: `space `name` (origin)`.
+    fn space_label(&self) -> String {
+        let spec = self.config.space_spec();
+        let name = spec.split_once(':').map_or(spec.as_str(), |(name, _)| name).trim();
+        self.registry.find(PluginKind::Space, name).map_or_else(|| format!("space `{name}`"), |p| p.label())
     }
 
     /// Loads the checkpoint and the evaluation images, and runs `work` with an evaluator.

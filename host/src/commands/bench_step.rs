@@ -21,7 +21,7 @@ use fewshot_core::{
 };
 use fewshot_sdk::Graph;
 
-use crate::{conformance::checked_space, registry::Registry};
+use crate::{conformance::checked_space, output::print, registry::Registry};
 
 /// Arguments of `fewshot bench step`.
 #[derive(Args, Debug)]
@@ -102,8 +102,8 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
     let graph_nodes = graph_summary(&graph);
-    println!(
-        "fewshot bench step: device={} threads={} K={} divisor={} batch={} steps={} warmup={} ({graph_nodes})",
+    print(&format!(
+        "fewshot bench step: device={} threads={} K={} divisor={} batch={} steps={} warmup={} ({graph_nodes})\n",
         args.device,
         fewshot_core::backend::cpu_threads(),
         args.supernets,
@@ -111,14 +111,14 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
         args.batch,
         args.steps,
         args.warmup
-    );
+    ))?;
     let cpu = cpu_seconds.map_or(String::new(), |s| format!(" cpu_ms_per_step={:.1}", s * 1000.0 / args.steps as f64));
-    println!(
-        "RESULT ms_per_step={median:.1} images_per_s={:.1} min_ms={:.1} max_ms={:.1}{cpu}",
+    print(&format!(
+        "RESULT ms_per_step={median:.1} images_per_s={:.1} min_ms={:.1} max_ms={:.1}{cpu}\n",
         args.batch as f64 / median * 1000.0,
         sorted[0],
         sorted[sorted.len() - 1]
-    );
+    ))?;
     Ok(())
 }
 

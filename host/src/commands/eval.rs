@@ -75,7 +75,7 @@ pub fn run(args: &EvalArgs, registry: Arc<Registry>) -> Result<()> {
 /// The architectures the arguments name.
 fn architectures(args: &EvalArgs, run: &Run) -> Result<Vec<Arch>> {
     if let Some(text) = &args.arch {
-        return Ok(vec![run.plan.parse(text).map_err(|e| anyhow!(e))?]);
+        return Ok(vec![run.parse(text)?]);
     }
     if let Some(path) = &args.archs {
         return read_archs(path, run);
@@ -113,7 +113,7 @@ fn read_archs(path: &std::path::Path, run: &Run) -> Result<Vec<Arch>> {
             Some(c) => csv_fields(line).get(c).cloned().ok_or_else(|| anyhow!("{} line {}: no `arch` field", path.display(), i + 1))?,
             None => line.trim().to_string(),
         };
-        archs.push(run.plan.parse(text.trim()).map_err(|e| anyhow!("{} line {}: {e}", path.display(), i + 1))?);
+        archs.push(run.parse(text.trim()).with_context(|| format!("{} line {}", path.display(), i + 1))?);
     }
     if archs.is_empty() {
         bail!("{} lists no architecture", path.display());

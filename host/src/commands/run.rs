@@ -24,6 +24,7 @@ use serde::Serialize;
 use super::{run_options::RunOptions, split::read_truth, train::resumed_config};
 use crate::{
     config::RunConfig,
+    output::print,
     registry::Registry,
     report::{
         markdown::{BestArch, Markdown, PlanRow},
@@ -79,7 +80,7 @@ pub fn run(args: &RunArgs, registry: Arc<Registry>) -> Result<()> {
     };
     let out = args.out.clone().unwrap_or_else(|| default_dir(&config));
     let summary = pipeline(&out, config, registry)?;
-    println!("{}", summary_text(&summary));
+    print(&format!("{}\n", summary_text(&summary)))?;
     Ok(())
 }
 

@@ -95,7 +95,8 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     if plan.is_empty() {
         bail!("{} holds no architectures", path.display());
     }
-    let layout = SupernetLayout::new(&graph, &slots, args.channel_divisor, NormMode::Plain).map_err(|e| anyhow!(e))?;
+    let layout = SupernetLayout::new(&graph, &slots, args.channel_divisor, NormMode::Plain)
+        .map_err(|e| anyhow!("cannot build the supernets at channel divisor {}: {e}", args.channel_divisor))?;
     let job = BenchJob { layout, plan, args };
     let (times, cpu_seconds) = run_on(args.device, job).map_err(|e| anyhow!(e))??;
     let mut sorted = times.clone();

@@ -704,3 +704,15 @@ fn printing_into_a_closed_pipe_ends_quietly() {
     assert!(search.ends_with("status=0\n"), "{search}");
     assert!(!search.contains("error"), "{search}");
 }
+
+#[test]
+fn plugins_check_explains_a_library_that_aborts_the_process() {
+    let err = fails(
+        fewshot()
+            .env("FEWSHOT_FAULTY_MODE", "abort-in-entries")
+            .args(["plugins", "check"])
+            .arg(&examples().faulty),
+    );
+    assert!(err.contains("aborted the process while being checked (signal 6, SIGABRT)"), "{err}");
+    assert!(err.contains("panic = \"abort\""), "{err}");
+}

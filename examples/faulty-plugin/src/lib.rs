@@ -20,8 +20,9 @@
 //! - `mislabel` (sampler): draws from one subspace and claims another.
 //!
 //! The environment variable `FEWSHOT_FAULTY_MODE` breaks the library as a whole:
-//! `panic-in-entries` makes listing its plugins panic; `clash-with-builtin` adds a space named
-//! `nb201`, like the built-in one.
+//! `panic-in-entries` makes listing its plugins panic; `abort-in-entries` makes it abort the
+//! process, as any panic does in a library built with `panic = "abort"`; `clash-with-builtin`
+//! adds a space named `nb201`, like the built-in one.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -314,6 +315,9 @@ fn entries() -> Vec<PluginEntry> {
     let mode = std::env::var("FEWSHOT_FAULTY_MODE").unwrap_or_default();
     if mode == "panic-in-entries" {
         panic!("FEWSHOT_FAULTY_MODE=panic-in-entries: the plugin list cannot be built");
+    }
+    if mode == "abort-in-entries" {
+        std::process::abort();
     }
     let mut entries = vec![
         PluginEntry::space(

@@ -1,6 +1,9 @@
 //! `fewshot plugins`: list, show and check plugins.
 
-use std::path::PathBuf;
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
+};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
@@ -117,10 +120,55 @@ pub fn run(args: &PluginsArgs, registry: impl FnOnce() -> Result<Registry>) -> R
             print(&text.join("\n"))?;
         }
         PluginsCommand::Check { library, params, samples, seed } => {
+            if std::env::var_os(CHECK_CHILD_VAR).is_none() {
+                return check_in_child(library);
+            }
             check_library(library, &CheckOptions { samples: *samples as usize, seed: *seed }, params)?;
         }
     }
     Ok(())
+}
+
+/// Set in the child process that `plugins check` runs its checks in.
+const CHECK_CHILD_VAR: &str = "FEWSHOT_PLUGINS_CHECK_CHILD";
+
+/// Runs this `plugins check` again in a child process and ends with its exit status, so that a
+/// library that kills the process (built with `panic = "abort"`, or calling `abort`) is
+/// explained instead of ending fewshot without a word.
+fn check_in_child(library: &Path) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the fewshot executable to run the checks")?;
+    let status = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(CHECK_CHILD_VAR, "1")
+        .status()
+        .context("cannot start the process that runs the checks")?;
+    if let Some(code) = status.code() {
+        std::process::exit(code);
+    }
+    let lib = library.display();
+    match signal(status) {
+        Some(6) => bail!(
+            "{lib} aborted the process while being checked (signal 6, SIGABRT), after the lines above: \
+             plugin code that aborts cannot be turned into an error. A library built with \
+             `panic = \"abort\"` aborts on any panic; rebuild it without (the `export_plugins!` of this \
+             fewshot-sdk refuses to compile it), and look for `std::process::abort` or a panic inside a panic"
+        ),
+        Some(n) => bail!("{lib} crashed the process while being checked (signal {n}), after the lines above"),
+        None => bail!("the process checking {lib} ended without an exit status"),
+    }
+}
+
+/// The signal that ended a process, where the platform has signals.
+fn signal(status: ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        std::os::unix::process::ExitStatusExt::signal(&status)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        None
+    }
 }
 
 /// Plugins in listing order: built-ins first, then by library; by kind and name within each.

@@ -46,7 +46,8 @@ enum PluginsCommand {
     /// Load one plugin library and run the conformance checks on every plugin in it.
     ///
     /// Only LIB and the built-in plugins are loaded (not --plugin or FEWSHOT_PLUGIN_PATH). Prints
-    /// one PASS, FAIL or SKIP line per check and exits with status 2 if any fails.
+    /// one PASS, FAIL or SKIP line per check and exits with status 2 if any fails. The checks run
+    /// in a child process, so a library that aborts it is reported as such.
     Check {
         /// The plugin library (a .so / .dylib / .dll file).
         library: PathBuf,

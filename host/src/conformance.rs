@@ -29,7 +29,7 @@ use fewshot_sdk::{
 
 use crate::{
     output::print,
-    registry::{Origin, Registered, Registry},
+    registry::{spec_name, Origin, Registered, Registry},
 };
 
 /// How thoroughly to check.
@@ -71,13 +71,13 @@ pub fn checked_space(registry: &Registry, spec: &str, divisor: f64) -> Result<Sp
     let space = registry.space(spec)?;
     let divisors = with_divisor(divisor);
     protective_checks(&mut FirstFailure, &space, &CheckOptions::default(), &divisors).map_err(|why| {
-        let name = spec.split_once(':').map_or(spec, |(name, _)| name).trim();
-        let plugin = registry.find(PluginKind::Space, name).map_or_else(|| format!("space `{name}`"), Registered::label);
-        let hint = match registry.find(PluginKind::Space, name).map(|p| &p.origin) {
+        let plugin = registry.find(PluginKind::Space, spec_name(spec));
+        let label = plugin.map_or_else(|| format!("space `{}`", spec_name(spec)), Registered::label);
+        let hint = match plugin.map(|p| &p.origin) {
             Some(Origin::Library(path)) => format!(" (`fewshot plugins check {}` runs every check)", path.display()),
             _ => String::new(),
         };
-        anyhow!("{plugin} fails a conformance check: {why:#}{hint}")
+        anyhow!("{label} fails a conformance check: {why:#}{hint}")
     })?;
     Ok(space)
 }
@@ -99,7 +99,7 @@ pub fn check_library(path: &Path, options: &CheckOptions, params: &[String]) -> 
     let sdk_version = registry.load_library(path)?;
     let origin = Origin::Library(path.to_path_buf());
     for spec in params {
-        let name = spec.split_once(':').map_or(spec.as_str(), |(name, _)| name).trim();
+        let name = spec_name(spec);
         if !registry.plugins().iter().any(|p| p.origin == origin && p.entry.name.as_str() == name) {
             bail!("--params `{spec}`: {} has no plugin named `{name}`", path.display());
         }
@@ -175,7 +175,7 @@ fn specs_of(plugin: &Registered, params: &[String]) -> Vec<String> {
     let name = plugin.entry.name.as_str();
     let given: Vec<String> = params
         .iter()
-        .filter(|spec| spec.split_once(':').map_or(spec.as_str(), |(n, _)| n).trim() == name)
+        .filter(|spec| spec_name(spec) == name)
         .cloned()
         .collect();
     if given.is_empty() {

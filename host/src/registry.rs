@@ -63,6 +63,11 @@ pub struct Registry {
     plugins: Vec<Registered>,
 }
 
+/// The plugin name of a spec `name` or `name:key=value,...`.
+pub fn spec_name(spec: &str) -> &str {
+    spec.split_once(':').map_or(spec, |(name, _)| name).trim()
+}
+
 /// Name of the environment variable listing folders of plugin libraries.
 pub const PLUGIN_PATH_VAR: &str = "FEWSHOT_PLUGIN_PATH";
 

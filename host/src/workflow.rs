@@ -37,7 +37,7 @@ use crate::{
     commands::split::{csv_fields, split_report, SplitReport},
     config::{RunConfig, CONFIG_FILE},
     conformance::checked_space,
-    registry::Registry,
+    registry::{spec_name, Registry},
     report::{read_metrics_jsonl, text_table, EpochRecord},
 };
 
@@ -355,7 +355,7 @@ impl Run {
     /// How messages name the run's space plugin: `space `name` (origin)`.
     fn space_label(&self) -> String {
         let spec = self.config.space_spec();
-        let name = spec.split_once(':').map_or(spec.as_str(), |(name, _)| name).trim();
+        let name = spec_name(&spec);
         self.registry.find(PluginKind::Space, name).map_or_else(|| format!("space `{name}`"), |p| p.label())
     }
 

@@ -1035,4 +1035,13 @@ mod tests {
         assert_eq!(product_size(&[6; 6]).unwrap() * product_size(&[7; 15]).unwrap(), 221_502_229_807_900_608);
         assert!(product_size(&[u32::MAX; 5]).is_none());
     }
+
+    #[test]
+    fn valid_distribution_leaves_out_the_rejected_architectures() {
+        // Two slots adding {0, 1}: counts 0, 1, 2 with 1, 2, 1 architectures.
+        let counter = SeriesCounter::new(0, &[vec![0, 1], vec![0, 1]]).unwrap();
+        assert_eq!(valid_distribution(&counter, &[]), vec![(0, 1), (1, 2), (2, 1)]);
+        assert_eq!(valid_distribution(&counter, &[vec![0, 1]]), vec![(0, 1), (1, 1), (2, 1)]);
+        assert_eq!(valid_distribution(&counter, &[vec![1, 1], vec![0, 0]]), vec![(1, 2)]);
+    }
 }

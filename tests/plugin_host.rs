@@ -5,6 +5,7 @@
 mod common;
 
 use std::{
+    ffi::OsStr,
     fs,
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -326,6 +327,13 @@ static VARIANT_BUILDS: Mutex<()> = Mutex::new(());
 /// their content changes, so an unchanged variant is not rebuilt.
 fn build_variant(name: &str, edits: &[(&str, &str, &str)]) -> PathBuf {
     let _one_at_a_time = VARIANT_BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = write_variant(name, edits);
+    cargo_build(&manifest, &[&format!("variant-{name}")]);
+    library_file(&format!("variant-{name}"))
+}
+
+/// Writes the workspace of the variant `name` (see [`build_variant`]); returns its manifest.
+fn write_variant(name: &str, edits: &[(&str, &str, &str)]) -> PathBuf {
     let root = workspace_root();
     let dir = builds_dir().join("variants").join(name);
     let sdk = format!("sdk-{name}");
@@ -368,8 +376,7 @@ fn build_variant(name: &str, edits: &[(&str, &str, &str)]) -> PathBuf {
     for (path, text) in &files {
         write_if_changed(path, text);
     }
-    cargo_build(&dir.join("Cargo.toml"), &[&crate_name]);
-    library_file(&crate_name)
+    dir.join("Cargo.toml")
 }
 
 fn source_files(dir: &Path) -> Vec<PathBuf> {
@@ -467,4 +474,245 @@ fn a_library_on_a_newer_compatible_sdk_loads_and_passes_check() {
     assert_eq!(find(&rows, "space", "act-chain").unwrap()["origin"], lib.display().to_string());
     let out = succeeds(fewshot().args(["plugins", "check"]).arg(&lib));
     assert!(out.contains("built with fewshot-sdk 0.1.1") && out.contains(" 0 failed"), "{out}");
+}
+
+/// The `plugins check` output of the faulty library, computed once.
+fn faulty_check() -> &'static str {
+    static OUTPUT: OnceLock<String> = OnceLock::new();
+    OUTPUT.get_or_init(|| {
+        let (out, stdout, stderr) = run(fewshot().args(["plugins", "check"]).arg(&examples().faulty));
+        assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+        stdout
+    })
+}
+
+/// The lines of one `plugins check` section (heading excluded).
+fn section<'a>(stdout: &'a str, heading: &str) -> Vec<&'a str> {
+    let body = stdout.split(&format!("\n{heading}\n")).nth(1).unwrap_or_else(|| panic!("no section `{heading}`:\n{stdout}"));
+    body.split("\n\n").next().unwrap().lines().collect()
+}
+
+/// The reason of the first `FAIL` line of a section: `<check>: <why>`.
+fn first_failure(stdout: &str, heading: &str) -> String {
+    let lines = section(stdout, heading);
+    let line = lines.iter().find(|l| l.starts_with("  FAIL  ")).unwrap_or_else(|| panic!("nothing failed in `{heading}`:\n{stdout}"));
+    line.trim_start_matches("  FAIL  ").to_string()
+}
+
+/// A `fewshot` command loading the faulty library.
+fn with_faulty() -> Command {
+    let mut cmd = fewshot();
+    cmd.arg("--plugin").arg(&examples().faulty);
+    cmd
+}
+
+/// Options of a tiny NB201 training run (a second or two).
+const TINY: &[&str] = &[
+    "--set", "data.builtin_train=128", "--set", "data.builtin_test=64", "--valid-images", "32", "--test-images", "32",
+    "--batch", "16", "--set", "eval.batch_size=16", "--population", "4", "--generations", "1", "--epochs", "1",
+];
+
+/// A trained tiny NB201 run directory, made once.
+fn tiny_run() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("tiny-run").join("run");
+        succeeds(fewshot().args(["train", "--space", "nb201:N=1"]).args(TINY).arg("--out").arg(&dir));
+        dir
+    })
+}
+
+/// A copy of the tiny run's configuration and checkpoint with its space replaced by `space`.
+fn run_dir_with_space(space: &str) -> PathBuf {
+    let dir = temp_dir(&format!("run-with-{space}"));
+    let config = fs::read_to_string(tiny_run().join("config.toml")).unwrap();
+    fs::write(dir.join("config.toml"), replace_once(&config, "spec = \"nb201:N=1\"", &format!("spec = \"{space}\""))).unwrap();
+    fs::copy(tiny_run().join("checkpoint.safetensors"), dir.join("checkpoint.safetensors")).unwrap();
+    dir
+}
+
+#[test]
+fn every_command_that_uses_a_space_refuses_one_that_fails_plugins_check_with_its_message() {
+    for space in ["panicky-format", "dashed-options", "mixed-add", "false-series", "lossy", "bad-graph"] {
+        let why = first_failure(faulty_check(), &format!("space {space}"));
+        let expected = format!("space `{space}` ({}) fails a conformance check: {why}", examples().faulty.display());
+        let err = fails(with_faulty().args(["split", "--space", space]));
+        assert!(err.contains(&expected), "split on {space}: expected `{expected}` in\n{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    let why = first_failure(faulty_check(), "space panicky-format");
+    let out = temp_dir("refused-run");
+    let stage_commands: Vec<Vec<String>> = vec![
+        ["run", "--space", "panicky-format", "--out"].map(String::from).to_vec(),
+        ["train", "--space", "panicky-format", "--out"].map(String::from).to_vec(),
+    ];
+    for mut args in stage_commands {
+        args.push(out.join(&args[0]).display().to_string());
+        args.extend(TINY.iter().map(|s| s.to_string()));
+        let err = fails(with_faulty().args(&args));
+        assert!(err.contains(&why), "{args:?}: {err}");
+        assert!(!out.join(&args[0]).join("best.json").exists() && !out.join(&args[0]).join("checkpoint.safetensors").exists());
+    }
+    let bad_run = run_dir_with_space("panicky-format");
+    for args in [vec!["eval", "--all", "--run"], vec!["search", "--run"]] {
+        let err = fails(with_faulty().args(&args).arg(&bad_run));
+        assert!(err.contains(&why), "{args:?}: {err}");
+    }
+    assert!(!bad_run.join("best.json").exists() && !bad_run.join("search.csv").exists());
+    let err = fails(with_faulty().args(["costs", "--all", "--space", "panicky-format"]));
+    assert!(err.contains(&why), "{err}");
+    let err = fails(with_faulty().args(["bench", "step", "--space", "panicky-format"]));
+    assert!(err.contains(&why), "{err}");
+
+    // The supernet is checked at the run's channel divisor too, naming it.
+    let err = fails(with_faulty().args(["costs", "--all", "--space", "mixed-add", "--channel-divisor", "4"]));
+    assert!(err.contains("at channel divisor 2"), "{err}");
+}
+
+#[test]
+fn plugins_check_lists_skipped_checks_and_counts_them() {
+    let stdout = faulty_check();
+    let broken = section(stdout, "space broken-ctor");
+    assert!(broken.iter().any(|l| l.starts_with("  FAIL  constructs with default parameters: ")), "{stdout}");
+    for check in ["slots", "text form round-trips", "supernet graph", "default groups"] {
+        assert!(broken.contains(&format!("  SKIP  {check}: the space was not constructed").as_str()), "{check}:\n{stdout}");
+    }
+    assert!(section(stdout, "space mixed-add").contains(&"  SKIP  subnet graphs: the supernet graph failed"), "{stdout}");
+    assert!(section(stdout, "splitter stray").contains(&"  SKIP  assigns every sampled architecture of built-in nb201: the splitter did not plan built-in nb201"), "{stdout}");
+
+    let count = |tag: &str| stdout.lines().filter(|l| l.starts_with(&format!("  {tag}  "))).count();
+    let (passed, failed, skipped) = (count("PASS"), count("FAIL"), count("SKIP"));
+    assert!(skipped > 0);
+    let summary = format!("{} checks: {passed} passed, {failed} failed, {skipped} skipped", passed + failed + skipped);
+    assert!(stdout.lines().any(|l| l == summary), "expected `{summary}`:\n{stdout}");
+}
+
+#[test]
+fn plugins_check_tests_the_series_claim() {
+    let why = first_failure(faulty_check(), "space false-series");
+    assert!(why.starts_with("slots in series: the space says its slots lie in series, but in `"), "{why}");
+    assert!(why.ends_with("a live path of the counting graph bypasses slot 1 `layer1`"), "{why}");
+    assert!(section(faulty_check(), "space one-invalid").iter().any(|l| l.starts_with("  PASS  slots in series: yes, every live path crosses every slot in 20 sampled")));
+    assert!(section(faulty_check(), "space lossy").contains(&"  PASS  slots in series: not claimed"));
+}
+
+#[test]
+fn plugins_check_checks_the_parameters_given() {
+    let lib = &examples().activation_space;
+    let out = succeeds(fewshot().args(["plugins", "check"]).arg(lib).args(["--params", "act-chain:layers=3,activation=tanh"]));
+    let lines = section(&out, "space act-chain:layers=3,activation=tanh");
+    assert_eq!(lines[0], "  PASS  constructs with `layers=3,activation=tanh`", "{out}");
+    assert_eq!(lines[1], "  PASS  slots: 3 slots, 64 architectures", "{out}");
+    assert!(out.contains("deterministic on act-chain:layers=3,activation=tanh"), "{out}");
+    assert!(!out.contains("\nspace act-chain\n"), "given parameters replace the defaults:\n{out}");
+
+    let (output, out, err) = run(fewshot().args(["plugins", "check"]).arg(lib).args(["--params", "act-chain:activation=swish"]));
+    assert_eq!(output.status.code(), Some(2), "{out}\n{err}");
+    let lines = section(&out, "space act-chain:activation=swish");
+    assert!(lines[0].starts_with("  FAIL  constructs with `activation=swish`: ") && lines[0].contains("unknown activation `swish`"), "{out}");
+    assert!(lines[1..].iter().all(|l| l.starts_with("  SKIP  ")), "{out}");
+
+    let err = fails(fewshot().args(["plugins", "check"]).arg(lib).args(["--params", "no-such:x=1"]));
+    assert!(err.contains("has no plugin named `no-such`"), "{err}");
+}
+
+#[test]
+fn sizes_by_dynamic_programming_leave_out_the_architectures_validate_rejects() {
+    let split = |cmd: &mut Command| -> serde_json::Value {
+        serde_json::from_str(&succeeds(cmd.args(["--format", "json"]))).expect("split --format json prints JSON")
+    };
+    let r = split(with_faulty().args(["split", "--space", "one-invalid"]));
+    assert_eq!(r["method"], "dynamic programming");
+    assert_eq!(r["exact"], true);
+    assert_eq!(r["total"], 3u64.pow(13) - 1, "{r}");
+    let sum: u64 = r["subspaces"].as_array().unwrap().iter().map(|s| s["size"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 3u64.pow(13) - 1, "{r}");
+    assert!(r.get("assumes").is_none(), "every architecture was validated: {r}");
+
+    // Too big to validate each: the plan says what it assumes.
+    let r = split(fewshot().args(["split", "--space", "mobilenet"]));
+    assert_eq!(r["method"], "dynamic programming");
+    assert!(r["assumes"].as_str().unwrap().starts_with("every architecture is valid"), "{r}");
+    let table = succeeds(fewshot().args(["split", "--space", "mobilenet"]));
+    assert!(table.lines().next().unwrap().contains("sizes exact (dynamic programming), assuming every architecture is valid"), "{table}");
+}
+
+#[test]
+fn a_plugin_built_with_panic_abort_does_not_compile() {
+    let _one_at_a_time = VARIANT_BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    let manifest = write_variant("abort", &[]);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["rustc", "--release", "--lib", "-p", "variant-abort", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(builds_dir())
+        .args(["--", "-C", "panic=abort"])
+        .output()
+        .expect("failed to run cargo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a panic = \"abort\" plugin compiled:\n{stderr}");
+    assert!(stderr.contains("a fewshot plugin cannot be built with `panic = \"abort\"`"), "{stderr}");
+}
+
+#[test]
+fn show_prints_the_parameter_values_the_plugin_was_built_with() {
+    let lib = &examples().activation_space;
+    let out = succeeds(fewshot().arg("--plugin").arg(lib).args(["plugins", "show", "act-chain:layers=3,activation=tanh"]));
+    assert!(out.contains("\n  built with:   layers=3, activation=tanh (other parameters at their defaults)\n"), "{out}");
+    let out = succeeds(fewshot().args(["plugins", "show", "nb201"]));
+    assert!(out.contains("\n  built with:   the defaults\n"), "{out}");
+}
+
+#[test]
+fn eval_names_the_space_plugin_when_it_cannot_parse_an_architecture() {
+    let err = fails(fewshot().args(["eval", "--arch", "garbage", "--run"]).arg(tiny_run()));
+    assert!(err.starts_with("error: space `nb201` (built-in): "), "{err}");
+    let archs = temp_dir("eval-archs").join("archs.txt");
+    fs::write(&archs, "garbage\n").unwrap();
+    let err = fails(fewshot().arg("eval").arg("--archs").arg(&archs).arg("--run").arg(tiny_run()));
+    assert!(err.starts_with(&format!("error: {} line 1: space `nb201` (built-in): ", archs.display())), "{err}");
+}
+
+#[test]
+fn rank_refuses_a_truth_table_with_non_numeric_values_as_split_does() {
+    let dir = temp_dir("rank-truth");
+    let truth = dir.join("truth.csv");
+    fs::write(&truth, "arch,c10_test_acc\na1,90\na2,80\nunused,n/a\n").unwrap();
+    let pred = dir.join("pred.csv");
+    fs::write(&pred, "arch,accuracy\na1,1\na2,2\n").unwrap();
+    let err = fails(fewshot().arg("rank").arg("--pred").arg(&pred).arg("--truth").arg(&truth));
+    assert!(err.contains("line 4: column 'c10_test_acc' is not a finite number: 'n/a'"), "{err}");
+    let err = fails(fewshot().arg("split").arg("--truth").arg(&truth));
+    assert!(err.contains("is not a number"), "{err}");
+}
+
+/// Runs `fewshot args` with its standard output a pipe whose reader has gone; returns stderr,
+/// which ends with the exit status as `status=N`.
+fn into_closed_pipe(args: &[&OsStr]) -> String {
+    let script = r#"{ sleep 0.5; "$0" "$@"; echo "status=$?" >&2; } | true"#;
+    let (_, _, stderr) = run(Command::new("sh").env_remove("FEWSHOT_PLUGIN_PATH").args(["-c", script]).arg(fewshot().get_program()).args(args));
+    stderr
+}
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    let list = into_closed_pipe(&["plugins", "list"].map(OsStr::new));
+    assert_eq!(list, "status=0\n");
+    let search = into_closed_pipe(&[OsStr::new("search"), OsStr::new("--run"), tiny_run().as_os_str()]);
+    assert!(search.ends_with("status=0\n"), "{search}");
+    assert!(!search.contains("error"), "{search}");
+}
+
+#[test]
+fn plugins_check_explains_a_library_that_aborts_the_process() {
+    let err = fails(
+        fewshot()
+            .env("FEWSHOT_FAULTY_MODE", "abort-in-entries")
+            .args(["plugins", "check"])
+            .arg(&examples().faulty),
+    );
+    assert!(err.contains("aborted the process while being checked (signal 6, SIGABRT)"), "{err}");
+    assert!(err.contains("panic = \"abort\""), "{err}");
 }

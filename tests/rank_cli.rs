@@ -16,7 +16,7 @@ index,arch,c10_test_acc,c10_params_mb,c10_flops_m
 3,a4,60,4,3
 4,a5,50,5,1
 5,a6,40,6,2
-6,unused,not-a-number,7,7
+6,unused,35,7,7
 ";
 
 // Group 0 (a1–a3) is ranked badly (τ-b −1/3), group 1 perfectly; overall τ-b = 11/15.

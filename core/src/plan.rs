@@ -8,7 +8,11 @@
 //!   is additive there (MobileNet with `enn`): the count is a constant plus one contribution per
 //!   slot (measured per option and verified on [`VERIFY_SAMPLE`] random architectures — a
 //!   violation is an error), so the number of architectures with each count is an exact `u128`
-//!   and draws are exact uniform by backward sampling. Used for splitters keyed by the count;
+//!   and draws are exact uniform by backward sampling. Used for splitters keyed by the count.
+//!   Architectures the space's `validate` rejects are left out of the sizes: spaces of up to
+//!   [`SERIES_VALIDATION_LIMIT`] architectures have every one validated (and draws skip the
+//!   rejected ones); above that the plan assumes every architecture is valid and says so
+//!   ([`Plan::assumption`]);
 //! - **estimation** otherwise: a seeded uniform sample of [`ESTIMATE_SAMPLE`] architectures gives
 //!   estimated sizes, and draws are by rejection.
 //!
@@ -31,6 +35,11 @@ use crate::series::{below_u128, SeriesCounter};
 pub const ENUMERATION_LIMIT: u128 = 1_000_000;
 /// Random architectures on which the additive decomposition of the count is verified.
 pub const VERIFY_SAMPLE: usize = 2_000;
+/// Series spaces sized by dynamic programming with at most this many architectures have every
+/// architecture validated, so that their sizes leave out the rejected ones.
+pub const SERIES_VALIDATION_LIMIT: u128 = 1 << 24;
+/// A series space that rejects more architectures than this is estimated instead.
+pub const MAX_SERIES_REJECTS: usize = 100_000;
 /// Size of the uniform sample behind estimated plans.
 pub const ESTIMATE_SAMPLE: usize = 100_000;
 /// Rejection sampling gives up after this many tries.
@@ -235,6 +244,7 @@ pub struct Plan {
     trash: u128,
     include_trash: bool,
     index: Index,
+    assumption: Option<String>,
 }
 
 /// What planning computed before the splitter saw the space.
@@ -276,6 +286,7 @@ impl Plan {
             trash: 0,
             include_trash: opts.include_trash,
             index: Index::Rejection,
+            assumption: None,
         };
         let series_ok = || -> Result<bool, String> {
             Ok(ffi(plan.space.slots_in_series())? && ffi(plan.rule.additive_in_series())? && key == SplitKey::Count)
@@ -358,6 +369,12 @@ impl Plan {
     /// is not exact).
     pub fn total(&self) -> u128 {
         self.total
+    }
+
+    /// What exact sizes assume that planning could not check, if anything (a series space too
+    /// big to validate every architecture is assumed to accept them all).
+    pub fn assumption(&self) -> Option<&str> {
+        self.assumption.as_deref()
     }
 
     /// Number of trash architectures (estimated when the plan is not exact).
@@ -626,15 +643,25 @@ impl Plan {
             checks.push((a, count));
         }
 
-        let distribution = counter
-            .distribution()
-            .into_iter()
-            .map(|(c, w)| ValueWeight { value: f64::from(c), weight: w as f64 })
-            .collect();
+        let valid = if self.total <= SERIES_VALIDATION_LIMIT {
+            let rejected = match self.rejected()? {
+                Ok(rejected) => rejected,
+                Err(why) => return Ok(Err(why)),
+            };
+            valid_distribution(&counter, &rejected)
+        } else {
+            self.assumption = Some(format!(
+                "every architecture is valid (validate accepted all {VERIFY_SAMPLE} sampled; the space's {} architectures are too many to validate each)",
+                self.total
+            ));
+            counter.distribution()
+        };
+        self.total = valid.iter().map(|&(_, w)| w).sum();
+        let distribution = valid.iter().map(|&(c, w)| ValueWeight { value: f64::from(c), weight: w as f64 }).collect();
         self.prepare(Measured { distribution, exact: true }, opts.seed)?;
 
         let mut subspace_of_count: BTreeMap<u32, u32> = BTreeMap::new();
-        for (count, _) in counter.distribution() {
+        for &(count, _) in &valid {
             let first = Arch::new(counter.first(count));
             let k = self.assign(&first, count, self.costs.cost(first.as_slice()))?;
             subspace_of_count.insert(count, k);
@@ -661,7 +688,7 @@ impl Plan {
             };
             (fixed, counter.extremes(&table(|c| c.flops)), counter.extremes(&table(|c| c.params)))
         });
-        for (count, ways) in counter.distribution() {
+        for &(count, ways) in &valid {
             let k = subspace_of_count[&count] as usize;
             let t = &mut tallies[k];
             t.size += ways;
@@ -688,6 +715,55 @@ impl Plan {
         self.finish(&tallies);
         self.index = Index::Series { counter, subspace_of_count, weights };
         Ok(Ok(()))
+    }
+
+    /// Every architecture of a series space that `validate` rejects, validated across the
+    /// machine's cores. `Ok(Err(why))` when dynamic programming does not apply: a valid
+    /// architecture has no live path, or more than [`MAX_SERIES_REJECTS`] are rejected.
+    fn rejected(&self) -> Result<Result<Vec<Vec<u32>>, String>, String> {
+        let total = self.total as usize;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.min(total.div_ceil(MIN_CHUNK)).max(1);
+        let chunk = total.div_ceil(threads);
+        let parts: Vec<Result<Vec<Vec<u32>>, String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| scope.spawn(move || self.rejected_in(t * chunk, ((t + 1) * chunk).min(total))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a planning thread crashed".into())))
+                .collect()
+        });
+        let mut rejected = Vec::new();
+        for part in parts {
+            match part {
+                Ok(part) => rejected.extend(part),
+                Err(why) => return Ok(Err(why)),
+            }
+            if rejected.len() > MAX_SERIES_REJECTS {
+                return Ok(Err(format!("the space rejects more than {MAX_SERIES_REJECTS} architectures")));
+            }
+        }
+        Ok(Ok(rejected))
+    }
+
+    /// The architectures in `start..end` (odometer order) that `validate` rejects; `Err` for a
+    /// valid one without a live path, or more than [`MAX_SERIES_REJECTS`] rejects.
+    fn rejected_in(&self, start: usize, end: usize) -> Result<Vec<Vec<u32>>, String> {
+        let mut arch = self.decode(start);
+        let mut rejected = Vec::new();
+        for _ in start..end {
+            if ffi(self.space.validate(&arch)).is_err() {
+                rejected.push(arch.choices.to_vec());
+                if rejected.len() > MAX_SERIES_REJECTS {
+                    return Err(format!("the space rejects more than {MAX_SERIES_REJECTS} architectures"));
+                }
+            } else if self.is_trash(arch.as_slice()) {
+                return Err(format!("{} has no live path", self.format(&arch)?));
+            }
+            step(&self.radices, &mut arch.choices);
+        }
+        Ok(rejected)
     }
 
     fn estimate(&mut self, opts: PlanOptions) -> Result<(), String> {
@@ -753,6 +829,21 @@ impl Plan {
     }
 }
 
+/// The count distribution of a series space without the `rejected` architectures: `(count,
+/// number of valid architectures)`, ascending, counts without any left out.
+fn valid_distribution(counter: &SeriesCounter, rejected: &[Vec<u32>]) -> Vec<(u32, u128)> {
+    let mut rejected_per_count: BTreeMap<u32, u128> = BTreeMap::new();
+    for arch in rejected {
+        *rejected_per_count.entry(counter.count(arch)).or_default() += 1;
+    }
+    counter
+        .distribution()
+        .into_iter()
+        .map(|(count, ways)| (count, ways - rejected_per_count.get(&count).copied().unwrap_or(0)))
+        .filter(|&(_, ways)| ways > 0)
+        .collect()
+}
+
 /// Draws architectures of a [`Plan`] for samplers: implements [`ArchDraw`] with a seeded,
 /// checkpointable generator.
 pub struct PlanDrawer<'a> {
@@ -806,6 +897,18 @@ impl PlanDrawer<'_> {
             ),
             None => format!("no trainable architecture in {MAX_REJECTION_TRIES} uniform draws"),
         })
+    }
+
+    /// A uniformly drawn valid architecture with `count`: drawn among all with that count, again
+    /// while the space rejects it (the plan's weights leave rejected ones out, so one exists).
+    fn valid_with_count(&mut self, counter: &SeriesCounter, count: u32) -> Result<Arch, String> {
+        for _ in 0..MAX_REJECTION_TRIES {
+            let arch = Arch::new(counter.sample(count, &mut self.rng));
+            if ffi(self.plan.space.validate(&arch)).is_ok() {
+                return Ok(arch);
+            }
+        }
+        Err(format!("no valid architecture with count {count} in {MAX_REJECTION_TRIES} draws"))
     }
 
     /// Picks an index with probability proportional to its weight.
@@ -863,7 +966,7 @@ impl ArchDraw for PlanDrawer<'_> {
                 let count = self
                     .weighted(weights[subspace as usize].iter().copied())
                     .ok_or_else(|| self.empty(subspace))?;
-                Ok(Arch::new(counter.sample(count, &mut self.rng)))
+                self.valid_with_count(counter, count)
             }
             Index::Rejection => self.rejection(Some(subspace)).map(|p| p.arch),
         }
@@ -882,7 +985,7 @@ impl ArchDraw for PlanDrawer<'_> {
                 let count = self
                     .weighted(weights.iter().flatten().copied())
                     .ok_or("no subspace has a trainable architecture")?;
-                Ok(Pick { subspace: subspace_of_count[&count], arch: Arch::new(counter.sample(count, &mut self.rng)) })
+                Ok(Pick { subspace: subspace_of_count[&count], arch: self.valid_with_count(counter, count)? })
             }
             Index::Rejection => self.rejection(None),
         }
@@ -900,6 +1003,7 @@ impl ArchDraw for PlanDrawer<'_> {
                 Ok(plan.drawable(e.trash).then_some(e.subspace))
             }
             Index::Series { counter, subspace_of_count, .. } => {
+                ffi(plan.space.validate(arch))?;
                 Ok(subspace_of_count.get(&counter.count(arch.as_slice())).copied())
             }
             Index::Rejection => {
@@ -930,5 +1034,14 @@ mod tests {
         assert!(Odometer::new(&[2, 0]).advance().is_none());
         assert_eq!(product_size(&[6; 6]).unwrap() * product_size(&[7; 15]).unwrap(), 221_502_229_807_900_608);
         assert!(product_size(&[u32::MAX; 5]).is_none());
+    }
+
+    #[test]
+    fn valid_distribution_leaves_out_the_rejected_architectures() {
+        // Two slots adding {0, 1}: counts 0, 1, 2 with 1, 2, 1 architectures.
+        let counter = SeriesCounter::new(0, &[vec![0, 1], vec![0, 1]]).unwrap();
+        assert_eq!(valid_distribution(&counter, &[]), vec![(0, 1), (1, 2), (2, 1)]);
+        assert_eq!(valid_distribution(&counter, &[vec![0, 1]]), vec![(0, 1), (1, 1), (2, 1)]);
+        assert_eq!(valid_distribution(&counter, &[vec![1, 1], vec![0, 0]]), vec![(1, 2)]);
     }
 }

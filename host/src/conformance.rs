@@ -1,13 +1,20 @@
-//! `fewshot plugins check LIB`: the conformance checks a plugin library must pass.
+//! `fewshot plugins check LIB`: the conformance checks a plugin library must pass, and the
+//! checks of a space that protect every run ([`checked_space`]).
 //!
 //! The library is loaded on its own, with the built-in plugins as context (a rule is run on the
 //! built-in `nb201` space too). Every plugin gets one check function per kind; each check prints
-//! one `PASS` or `FAIL` line with its reason, and a failure of a check that later ones depend on
-//! (e.g. construction) skips the rest for that plugin.
+//! one `PASS`, `FAIL` or `SKIP` line with its reason. A check whose input an earlier failure left
+//! missing (e.g. everything after a failed construction) is listed as `SKIP`, with why.
+//!
+//! The checks that protect a run (the space's slots, a seeded sample that `validate` accepts and
+//! whose text form round-trips, graphs with consistent shapes at the channel divisors, and the
+//! series claim) are one function, `protective_checks`: `plugins check` prints its outcomes, and
+//! every command that uses a space runs it first and refuses the space at its first failure,
+//! with the message `plugins check` prints.
 
 use std::{collections::HashSet, path::Path};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use fewshot_core::{
     plan::{Plan, PlanOptions},
     rng::Rng,
@@ -17,12 +24,12 @@ use fewshot_sdk::{
     ffi::{FfiResult, SpaceBox, SplitterBox},
     graph::Shape,
     guard::CRASH_PREFIX,
-    space_size, Arch, Graph, PluginKind, Slot,
+    space_size, Arch, Graph, Op, PluginKind, Slot,
 };
 
 use crate::{
     output::print,
-    registry::{Origin, Registered, Registry},
+    registry::{spec_name, Origin, Registered, Registry},
 };
 
 /// How thoroughly to check.
@@ -34,20 +41,76 @@ pub struct CheckOptions {
     pub seed: u64,
 }
 
-/// Subnet graphs materialised per space (each can be as large as the supernet).
+/// Architectures `plugins check` samples per space by default (and the pre-run check always).
+pub const DEFAULT_SAMPLES: usize = 200;
+
+impl Default for CheckOptions {
+    /// The defaults of `plugins check`, which the pre-run check uses too.
+    fn default() -> Self {
+        CheckOptions { samples: DEFAULT_SAMPLES, seed: 0 }
+    }
+}
+
+/// Subnet graphs materialised per space (each can be as large as the supernet), and sampled
+/// architectures the series claim is tested on.
 const SUBNET_CHECKS: usize = 20;
 
 /// Texts no space should accept as an architecture.
 const MALFORMED: [&str; 5] = ["", "?", "not an architecture", "\u{0}\u{1}\u{2}", "||||++||||"];
 
+/// The checks of [`protective_checks`], in order.
+const PROTECTIVE: [&str; 6] = ["slots", "validate", "text form round-trips", "supernet graph", "counting graph", "slots in series"];
+
+/// The further checks of a space in `plugins check`, in order.
+const SPACE_EXTRAS: [&str; 3] = ["parse rejects malformed text", "subnet graphs", "default groups"];
+
+/// Constructs the space `spec` and runs the checks that protect a run on it (with the sample of
+/// `plugins check`, and the supernet's shapes at channel divisors 1, 2 and `divisor`). A space
+/// that fails one is refused with the message `plugins check` prints for it.
+pub fn checked_space(registry: &Registry, spec: &str, divisor: f64) -> Result<SpaceBox> {
+    let space = registry.space(spec)?;
+    let divisors = with_divisor(divisor);
+    protective_checks(&mut FirstFailure, &space, &CheckOptions::default(), &divisors).map_err(|why| {
+        let plugin = registry.find(PluginKind::Space, spec_name(spec));
+        let label = plugin.map_or_else(|| format!("space `{}`", spec_name(spec)), Registered::label);
+        let hint = match plugin.map(|p| &p.origin) {
+            Some(Origin::Library(path)) => format!(" (`fewshot plugins check {}` runs every check)", path.display()),
+            _ => String::new(),
+        };
+        anyhow!("{label} fails a conformance check: {why:#}{hint}")
+    })?;
+    Ok(space)
+}
+
+/// Channel divisors 1 and 2 (every supernet must work at both), and `divisor`.
+fn with_divisor(divisor: f64) -> Vec<f64> {
+    let mut divisors = vec![1.0, 2.0];
+    if !divisors.contains(&divisor) {
+        divisors.push(divisor);
+    }
+    divisors
+}
+
 /// Loads `path` next to the built-ins and checks every plugin it exports; fails when any
-/// check fails.
-pub fn check_library(path: &Path, options: &CheckOptions) -> Result<()> {
+/// check fails. `params` are specs `name:key=value,...` of plugins of the library to check with
+/// those parameters instead of their defaults.
+pub fn check_library(path: &Path, options: &CheckOptions, params: &[String]) -> Result<()> {
     let mut registry = Registry::builtins()?;
     let sdk_version = registry.load_library(path)?;
     let origin = Origin::Library(path.to_path_buf());
-    let mine = |kind: PluginKind| -> Vec<&Registered> {
-        registry.plugins().iter().filter(|p| p.origin == origin && p.kind == kind).collect()
+    for spec in params {
+        let name = spec_name(spec);
+        if !registry.plugins().iter().any(|p| p.origin == origin && p.entry.name.as_str() == name) {
+            bail!("--params `{spec}`: {} has no plugin named `{name}`", path.display());
+        }
+    }
+    let mine = |kind: PluginKind| -> Vec<String> {
+        registry
+            .plugins()
+            .iter()
+            .filter(|p| p.origin == origin && p.kind == kind)
+            .flat_map(|p| specs_of(p, params))
+            .collect()
     };
     let total = registry.plugins().iter().filter(|p| p.origin == origin).count();
     let mut report = Report::default();
@@ -62,8 +125,8 @@ pub fn check_library(path: &Path, options: &CheckOptions) -> Result<()> {
     }
 
     let mut library_spaces = Vec::new();
-    for plugin in mine(PluginKind::Space) {
-        if let Some(sampled) = check_space(&registry, plugin, options, &mut report)? {
+    for spec in mine(PluginKind::Space) {
+        if let Some(sampled) = check_space(&registry, &spec, options, &mut report)? {
             library_spaces.push(sampled);
         }
     }
@@ -72,32 +135,72 @@ pub fn check_library(path: &Path, options: &CheckOptions) -> Result<()> {
     let needs_context = [PluginKind::Rule, PluginKind::Splitter, PluginKind::Sampler].iter().any(|&k| !mine(k).is_empty());
     if builtin_nb201 && needs_context {
         let space = registry.space("nb201")?;
-        match SampledSpace::sample("built-in nb201", "nb201", space, options) {
-            Ok(sampled) => contexts.push(sampled),
+        let slots = call(space.slots()).map_err(|e| anyhow!("the built-in nb201 space: {e}"))?.into_vec();
+        match Sample::draw(&space, &slots, options) {
+            Ok(sample) => contexts.push(SampledSpace {
+                label: "built-in nb201".into(),
+                spec: "nb201".into(),
+                plannable: true,
+                space,
+                archs: sample.archs,
+            }),
             Err(e) => bail!("the built-in nb201 space cannot be sampled: {e}"),
         }
     }
     contexts.extend(library_spaces);
-    for plugin in mine(PluginKind::Rule) {
-        check_rule(&registry, plugin, &contexts, &mut report)?;
+    for spec in mine(PluginKind::Rule) {
+        check_rule(&registry, &spec, &contexts, &mut report)?;
     }
-    for plugin in mine(PluginKind::Splitter) {
-        check_splitter(&registry, plugin, &contexts, options, &mut report)?;
+    for spec in mine(PluginKind::Splitter) {
+        check_splitter(&registry, &spec, &contexts, options, &mut report)?;
     }
-    for plugin in mine(PluginKind::Sampler) {
-        check_sampler(&registry, plugin, &contexts, options, &mut report)?;
+    for spec in mine(PluginKind::Sampler) {
+        check_sampler(&registry, &spec, &contexts, options, &mut report)?;
     }
 
-    report.line(&format!("\n{} checks: {} passed, {} failed", report.passed + report.failed, report.passed, report.failed))?;
+    let checks = report.passed + report.failed + report.skipped;
+    report.line(&format!(
+        "\n{checks} checks: {} passed, {} failed, {} skipped",
+        report.passed, report.failed, report.skipped
+    ))?;
     if report.failed > 0 {
-        bail!(
-            "{} of {} checks failed for {}",
-            report.failed,
-            report.passed + report.failed,
-            path.display()
-        );
+        bail!("{} of {checks} checks failed for {} ({} skipped)", report.failed, path.display(), report.skipped);
     }
     Ok(())
+}
+
+/// The specs a plugin is checked with: those of `params` that name it, else its bare name
+/// (its default parameters).
+fn specs_of(plugin: &Registered, params: &[String]) -> Vec<String> {
+    let name = plugin.entry.name.as_str();
+    let given: Vec<String> = params
+        .iter()
+        .filter(|spec| spec_name(spec) == name)
+        .cloned()
+        .collect();
+    if given.is_empty() {
+        vec![name.to_string()]
+    } else {
+        given
+    }
+}
+
+/// The name of the construction check of `spec`.
+fn constructs(spec: &str) -> String {
+    match spec.split_once(':') {
+        Some((_, params)) if !params.trim().is_empty() => format!("constructs with `{}`", params.trim()),
+        _ => "constructs with default parameters".to_string(),
+    }
+}
+
+/// Where the outcomes of checks go: the printed report of `plugins check`, or the pre-run
+/// check, which stops at the first failure.
+trait Checks {
+    /// Records one check; returns its value when it passed.
+    fn check<T>(&mut self, what: &str, result: Result<(T, String), String>) -> Result<Option<T>>;
+
+    /// Records checks that cannot run, and why.
+    fn skip(&mut self, what: &[&str], why: &str) -> Result<()>;
 }
 
 /// The check lines printed so far, and their tally.
@@ -105,6 +208,7 @@ pub fn check_library(path: &Path, options: &CheckOptions) -> Result<()> {
 struct Report {
     passed: usize,
     failed: usize,
+    skipped: usize,
 }
 
 impl Report {
@@ -126,8 +230,9 @@ impl Report {
         self.failed += 1;
         self.line(&format!("  FAIL  {what}: {why}"))
     }
+}
 
-    /// Records `result` as one check; returns the value when it passed.
+impl Checks for Report {
     fn check<T>(&mut self, what: &str, result: Result<(T, String), String>) -> Result<Option<T>> {
         match result {
             Ok((value, detail)) => {
@@ -141,6 +246,30 @@ impl Report {
             }
         }
     }
+
+    fn skip(&mut self, what: &[&str], why: &str) -> Result<()> {
+        for check in what {
+            self.skipped += 1;
+            self.line(&format!("  SKIP  {check}: {why}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The pre-run check: the first failure becomes the error `<check>: <why>`.
+struct FirstFailure;
+
+impl Checks for FirstFailure {
+    fn check<T>(&mut self, what: &str, result: Result<(T, String), String>) -> Result<Option<T>> {
+        match result {
+            Ok((value, _)) => Ok(Some(value)),
+            Err(why) => Err(anyhow!("{what}: {why}")),
+        }
+    }
+
+    fn skip(&mut self, _what: &[&str], _why: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A call across the boundary as a `Result`.
@@ -153,36 +282,28 @@ fn is_crash(error: &str) -> bool {
     error.starts_with(CRASH_PREFIX)
 }
 
-/// Constructs a plugin with its default parameters (no parameter string).
-fn with_defaults<T>(made: Result<T>) -> Result<(T, String), String> {
+/// The text form of an architecture; an error names its option indices.
+fn text(space: &SpaceBox, arch: &Arch) -> Result<String, String> {
+    call(space.format(arch)).map(RString::into_string).map_err(|e| format!("format {:?}: {e}", arch.as_slice()))
+}
+
+/// A plugin constructed from its spec, as the result of a check.
+fn construct<T>(made: Result<T>) -> Result<(T, String), String> {
     made.map(|plugin| (plugin, String::new())).map_err(|e| format!("{e:#}"))
 }
 
-/// A constructed space with a seeded sample of its valid architectures.
-struct SampledSpace {
-    label: String,
-    /// The registry spec that constructs the space again.
-    spec: String,
-    /// Whether its supernet graph passed, so splitters and samplers can be planned on it.
-    plannable: bool,
-    space: SpaceBox,
-    slots: Vec<Slot>,
-    /// Valid sampled architectures, in sampling order.
+/// A seeded uniform sample of a space's architectures, of which `validate` accepted `archs`.
+struct Sample {
+    /// Accepted architectures, in sampling order.
     archs: Vec<Arch>,
     /// How many were sampled in all (valid or not).
     drawn: usize,
-    /// The first rejected architecture and the reason, if any was rejected.
-    first_rejected: Option<(Arch, String)>,
 }
 
-impl SampledSpace {
+impl Sample {
     /// Draws `options.samples` architectures uniformly over the product of the slots and keeps
-    /// those `validate` accepts.
-    fn sample(label: &str, spec: &str, space: SpaceBox, options: &CheckOptions) -> Result<SampledSpace, String> {
-        let slots = call(space.slots())?.into_vec();
-        if slots.is_empty() || slots.iter().any(|s| s.options.is_empty()) {
-            return Err("the space has an empty slot list or a slot without options".into());
-        }
+    /// those `validate` accepts; fails when it accepts none, or crashes.
+    fn draw(space: &SpaceBox, slots: &[Slot], options: &CheckOptions) -> Result<Sample, String> {
         let mut rng = Rng::stream(options.seed, "plugins-check");
         let mut archs = Vec::new();
         let mut first_rejected = None;
@@ -196,71 +317,121 @@ impl SampledSpace {
                 }
             }
         }
-        Ok(SampledSpace { label: label.to_string(), spec: spec.to_string(), plannable: true, space, slots, archs, drawn: options.samples, first_rejected })
-    }
-
-    fn text(&self, arch: &Arch) -> String {
-        call(self.space.format(arch)).map_or_else(|_| format!("{:?}", arch.as_slice()), RString::into_string)
+        match first_rejected {
+            Some((arch, why)) if archs.is_empty() => Err(format!(
+                "rejects all {} sampled architectures (e.g. `{}`: {why})",
+                options.samples,
+                text(space, &arch)?
+            )),
+            _ => Ok(Sample { archs, drawn: options.samples }),
+        }
     }
 }
 
-/// Checks a search space; returns it with its samples when it can serve as a rule's context.
+/// What the protective checks established about a space (`None` where a check failed).
+struct Checked {
+    sample: Option<Sample>,
+    round_trips: bool,
+    supernet: Option<Graph>,
+    counting: Option<Graph>,
+}
+
+/// The checks of a space that protect a run: its slots; a seeded sample of architectures that
+/// `validate` accepts; their text form round-trips; the supernet graph is valid with consistent
+/// shapes at each of `divisors`, and the counting graph at 1 and 2; a claim that the slots lie
+/// in series holds on sampled architectures. `None` when the slots are unusable.
+fn protective_checks(checks: &mut impl Checks, space: &SpaceBox, options: &CheckOptions, divisors: &[f64]) -> Result<Option<Checked>> {
+    let slots = checks.check("slots", call(space.slots()).and_then(|slots| check_slots(slots.into_vec())))?;
+    let Some(slots) = slots else {
+        checks.skip(&PROTECTIVE[1..], "the slots are unusable")?;
+        return Ok(None);
+    };
+    let sample = checks.check(
+        "validate",
+        Sample::draw(space, &slots, options).map(|s| {
+            let detail = format!("accepts {} of {} sampled architectures", s.archs.len(), s.drawn);
+            (s, detail)
+        }),
+    )?;
+    let round_trips = match &sample {
+        Some(sample) => checks.check("text form round-trips", check_round_trip(space, sample))?.is_some(),
+        None => {
+            checks.skip(&["text form round-trips"], "no sampled architecture passed validate")?;
+            false
+        }
+    };
+    let supernet = checks.check("supernet graph", call(space.supernet_graph()).and_then(|g| check_graph(g, &slots, divisors)))?;
+    let counting = checks.check("counting graph", call(space.counting_graph()).and_then(|g| check_graph(g, &slots, &[1.0, 2.0])))?;
+    match (&sample, &counting) {
+        (Some(sample), Some(counting)) => {
+            checks.check("slots in series", check_series(space, &slots, counting, sample))?;
+        }
+        (None, _) => checks.skip(&["slots in series"], "no sampled architecture passed validate")?,
+        (_, None) => checks.skip(&["slots in series"], "the counting graph failed")?,
+    }
+    Ok(Some(Checked { sample, round_trips, supernet, counting }))
+}
+
+/// A constructed space with the valid architectures of its sample, as context for the checks
+/// of rules, splitters and samplers.
+struct SampledSpace {
+    label: String,
+    /// The registry spec that constructs the space again.
+    spec: String,
+    /// Whether its supernet graph passed, so splitters and samplers can be planned on it.
+    plannable: bool,
+    space: SpaceBox,
+    /// Valid sampled architectures, in sampling order.
+    archs: Vec<Arch>,
+}
+
+impl SampledSpace {
+    fn text(&self, arch: &Arch) -> Result<String, String> {
+        text(&self.space, arch)
+    }
+}
+
+/// Checks a search space constructed from `spec`; returns it with its samples when it can
+/// serve as a rule's context.
 fn check_space(
     registry: &Registry,
-    plugin: &Registered,
+    spec: &str,
     options: &CheckOptions,
     report: &mut Report,
 ) -> Result<Option<SampledSpace>> {
-    report.heading(&format!("space {}", plugin.entry.name))?;
-    let made = with_defaults(registry.space(&plugin.entry.name));
-    let Some(space) = report.check("constructs with default parameters", made)? else {
+    report.heading(&format!("space {spec}"))?;
+    let made = construct(registry.space(spec));
+    let Some(space) = report.check(&constructs(spec), made)? else {
+        report.skip(&PROTECTIVE, "the space was not constructed")?;
+        report.skip(&SPACE_EXTRAS, "the space was not constructed")?;
         return Ok(None);
     };
-    let slots = report.check("slots", call(space.slots()).and_then(|slots| check_slots(&slots.into_vec())))?;
-    if slots.is_none() {
+    let Some(checked) = protective_checks(report, &space, options, &[1.0, 2.0])? else {
+        report.skip(&SPACE_EXTRAS, "the slots are unusable")?;
         return Ok(None);
-    }
-    let sampled = SampledSpace::sample(&plugin.entry.name, &plugin.entry.name, space, options);
-    let Some(sampled) = report.check("validate", sampled.and_then(|s| {
-        let detail = format!("accepts {} of {} sampled architectures", s.archs.len(), s.drawn);
-        match (&s.first_rejected, s.archs.is_empty()) {
-            (Some((arch, why)), true) => Err(format!(
-                "rejects all {} sampled architectures (e.g. `{}`: {why})",
-                s.drawn,
-                s.text(arch)
-            )),
-            _ => Ok((s, detail)),
+    };
+    report.check("parse rejects malformed text", check_malformed(&space))?;
+    match (&checked.sample, &checked.supernet) {
+        (None, _) => report.skip(&["subnet graphs"], "no sampled architecture passed validate")?,
+        (_, None) => report.skip(&["subnet graphs"], "the supernet graph failed")?,
+        _ if !checked.round_trips => report.skip(&["subnet graphs"], "the text form does not round-trip")?,
+        (Some(sample), Some(supernet)) => {
+            report.check("subnet graphs", check_subnets(&space, sample, supernet))?;
         }
-    }))?
-    else {
-        return Ok(None);
-    };
-
-    let round_trip = report.check("text form round-trips", check_round_trip(&sampled))?;
-    report.check("parse rejects malformed text", check_malformed(&sampled))?;
-    let supernet = report.check("supernet graph", call(sampled.space.supernet_graph()).and_then(|g| check_graph(g, &sampled.slots, &[1.0, 2.0])))?;
-    let counting = report.check(
-        "counting graph",
-        call(sampled.space.counting_graph()).and_then(|g| check_graph(g, &sampled.slots, &[1.0, 2.0])),
-    )?;
-    if let Some(supernet) = &supernet {
-        report.check("subnet graphs", check_subnets(&sampled, supernet))?;
     }
-    report.check("default groups and slot layout", {
-        call(sampled.space.default_groups()).and_then(|groups| {
-            let in_series = call(sampled.space.slots_in_series())?;
-            if groups.trim().is_empty() {
-                return Err("default_groups is empty (give e.g. `0-1,2,rest`)".into());
-            }
-            Ok(((), format!("groups `{groups}`, slots in series: {}", if in_series { "yes" } else { "no" })))
-        })
-    })?;
-    let mut sampled = sampled;
-    sampled.plannable = supernet.is_some();
-    Ok((round_trip.is_some() && counting.is_some()).then_some(sampled))
+    report.check("default groups", check_default_groups(&space))?;
+    let usable = checked.round_trips && checked.counting.is_some();
+    Ok(checked.sample.filter(|_| usable).map(|sample| SampledSpace {
+        label: spec.to_string(),
+        spec: spec.to_string(),
+        plannable: checked.supernet.is_some(),
+        space,
+        archs: sample.archs,
+    }))
 }
 
-fn check_slots(slots: &[Slot]) -> Result<((), String), String> {
+/// Slots must exist, with distinct names and distinct option names; returns them.
+fn check_slots(slots: Vec<Slot>) -> Result<(Vec<Slot>, String), String> {
     if slots.is_empty() {
         return Err("the space has no slots".into());
     }
@@ -277,15 +448,17 @@ fn check_slots(slots: &[Slot]) -> Result<((), String), String> {
             return Err(format!("slot {i} `{}` has two options named `{dup}`", slot.name));
         }
     }
-    let size = space_size(slots);
+    let size = space_size(&slots);
     let size = if size < 1e15 { format!("{size:.0}") } else { format!("{size:.3e}") };
-    Ok(((), format!("{} slots, {size} architectures", slots.len())))
+    let detail = format!("{} slots, {size} architectures", slots.len());
+    Ok((slots, detail))
 }
 
-fn check_round_trip(s: &SampledSpace) -> Result<((), String), String> {
-    for arch in &s.archs {
-        let text = call(s.space.format(arch)).map_err(|e| format!("format {:?}: {e}", arch.as_slice()))?;
-        let back = call(s.space.parse(RStr::from_str(&text))).map_err(|e| format!("`{text}` does not parse: {e}"))?;
+/// Every sampled architecture formats, and its text parses back to it.
+fn check_round_trip(space: &SpaceBox, sample: &Sample) -> Result<((), String), String> {
+    for arch in &sample.archs {
+        let text = text(space, arch)?;
+        let back = call(space.parse(RStr::from_str(&text))).map_err(|e| format!("`{text}` does not parse: {e}"))?;
         if &back != arch {
             return Err(format!(
                 "{:?} formats as `{text}`, which parses back as {:?}",
@@ -294,12 +467,12 @@ fn check_round_trip(s: &SampledSpace) -> Result<((), String), String> {
             ));
         }
     }
-    Ok(((), format!("{} architectures", s.archs.len())))
+    Ok(((), format!("{} architectures", sample.archs.len())))
 }
 
-fn check_malformed(s: &SampledSpace) -> Result<((), String), String> {
+fn check_malformed(space: &SpaceBox) -> Result<((), String), String> {
     for text in MALFORMED {
-        match call(s.space.parse(RStr::from_str(text))) {
+        match call(space.parse(RStr::from_str(text))) {
             Ok(arch) => {
                 return Err(format!("parse accepts {text:?} as {:?}", arch.as_slice()));
             }
@@ -310,9 +483,7 @@ fn check_malformed(s: &SampledSpace) -> Result<((), String), String> {
     Ok(((), format!("{} inputs", MALFORMED.len())))
 }
 
-/// A graph must be structurally valid and have static shapes at each channel divisor. (The
-/// supernet is checked at full and half width; the counting graph only at full width: rules
-/// read its structure, and its input may be a feature map whose channels do not scale.)
+/// A graph must be structurally valid and have static shapes at each channel divisor.
 fn check_graph(graph: Graph, slots: &[Slot], divisors: &[f64]) -> Result<(Graph, String), String> {
     graph.validate(slots)?;
     let mut output = String::new();
@@ -323,11 +494,11 @@ fn check_graph(graph: Graph, slots: &[Slot], divisors: &[f64]) -> Result<(Graph,
         }
     }
     let divisors: Vec<String> = divisors.iter().map(|d| d.to_string()).collect();
-    let detail = format!(
-        "{} nodes, valid, shapes at channel divisor {}, output {output}",
-        graph.nodes.len(),
-        divisors.join(" and ")
-    );
+    let divisors = match divisors.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => divisors.join(""),
+    };
+    let detail = format!("{} nodes, valid, shapes at channel divisor {divisors}, output {output}", graph.nodes.len());
     Ok((graph, detail))
 }
 
@@ -338,16 +509,53 @@ fn describe_shape(shape: &Shape) -> String {
     }
 }
 
+/// A space that says its slots lie in series must mean it: in sampled architectures, no live
+/// input→output path of the counting graph avoids a slot.
+fn check_series(space: &SpaceBox, slots: &[Slot], counting: &Graph, sample: &Sample) -> Result<((), String), String> {
+    if !call(space.slots_in_series())? {
+        return Ok(((), "not claimed".into()));
+    }
+    let tested = sample.archs.iter().take(SUBNET_CHECKS);
+    for arch in tested.clone() {
+        if let Some(slot) = (0..slots.len()).find(|&s| bypasses(counting, arch.as_slice(), s as u32)) {
+            return Err(format!(
+                "the space says its slots lie in series, but in `{}` a live path of the counting graph bypasses slot {slot} `{}`",
+                text(space, arch)?,
+                slots[slot].name
+            ));
+        }
+    }
+    Ok(((), format!("yes, every live path crosses every slot in {} sampled architectures", tested.count())))
+}
+
+/// Whether signal from the input reaches the output of `graph` in the subnet `arch` without
+/// passing a node guarded by `slot`.
+fn bypasses(graph: &Graph, arch: &[u32], slot: u32) -> bool {
+    let mut reached = vec![false; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if !node.is_active(arch) || node.guard.iter().any(|g| g.slot == slot) {
+            continue;
+        }
+        reached[i] = match node.op.as_enum() {
+            Ok(Op::Input { .. }) => true,
+            Ok(Op::Zero) => false,
+            _ => node.inputs.iter().any(|&j| reached[j as usize]),
+        };
+    }
+    reached[graph.output as usize]
+}
+
 /// Subnet graphs of sampled architectures are valid, with the supernet's output shape; a space
 /// may refuse to build one only for an architecture without a live input→output path.
-fn check_subnets(s: &SampledSpace, supernet: &Graph) -> Result<((), String), String> {
+fn check_subnets(space: &SpaceBox, sample: &Sample, supernet: &Graph) -> Result<((), String), String> {
+    let slots = call(space.slots())?.into_vec();
     let output = supernet.shapes(1.0)?[supernet.output as usize];
     let (mut built, mut dead) = (0, 0);
-    for arch in s.archs.iter().take(SUBNET_CHECKS) {
-        let text = s.text(arch);
-        match call(s.space.subnet_graph(arch)) {
+    for arch in sample.archs.iter().take(SUBNET_CHECKS) {
+        let text = text(space, arch)?;
+        match call(space.subnet_graph(arch)) {
             Ok(graph) => {
-                graph.validate(&s.slots).map_err(|e| format!("subnet of `{text}`: {e}"))?;
+                graph.validate(&slots).map_err(|e| format!("subnet of `{text}`: {e}"))?;
                 let shapes = graph.shapes(1.0).map_err(|e| format!("subnet of `{text}`: {e}"))?;
                 if shapes[graph.output as usize] != output {
                     return Err(format!(
@@ -368,19 +576,29 @@ fn check_subnets(s: &SampledSpace, supernet: &Graph) -> Result<((), String), Str
     Ok(((), format!("{built} built and valid{dead}")))
 }
 
+fn check_default_groups(space: &SpaceBox) -> Result<((), String), String> {
+    let groups = call(space.default_groups())?;
+    if groups.trim().is_empty() {
+        return Err("default_groups is empty (give e.g. `0-1,2,rest`)".into());
+    }
+    Ok(((), format!("`{groups}`")))
+}
+
 /// A rule must count every sampled architecture of every context space, the same way twice.
-fn check_rule(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace], report: &mut Report) -> Result<()> {
-    report.heading(&format!("rule {}", plugin.entry.name))?;
-    let made = with_defaults(registry.rule(&plugin.entry.name));
-    let Some(rule) = report.check("constructs with default parameters", made)? else {
-        return Ok(());
+fn check_rule(registry: &Registry, spec: &str, contexts: &[SampledSpace], report: &mut Report) -> Result<()> {
+    report.heading(&format!("rule {spec}"))?;
+    let deterministic: Vec<String> = contexts.iter().map(|c| format!("deterministic on {}", c.label)).collect();
+    let Some(rule) = report.check(&constructs(spec), construct(registry.rule(spec)))? else {
+        let mut skipped = vec!["additive in series"];
+        skipped.extend(deterministic.iter().map(String::as_str));
+        return report.skip(&skipped, "the rule was not constructed");
     };
     let additive = call(rule.additive_in_series()).map(|a| ((), if a { "yes" } else { "no" }.to_string()));
     report.check("additive in series", additive)?;
     if contexts.is_empty() {
         report.fail("runs on a space", "neither the built-in nb201 nor a space of this library is available")?;
     }
-    for context in contexts {
+    for (context, what) in contexts.iter().zip(&deterministic) {
         let result = call(context.space.counting_graph()).and_then(|graph| {
             let count_all = || -> Result<Vec<u32>, String> {
                 context
@@ -388,7 +606,7 @@ fn check_rule(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace
                     .iter()
                     .map(|arch| {
                         call(rule.count(&graph, arch.as_slice().into()))
-                            .map_err(|e| format!("`{}`: {e}", context.text(arch)))
+                            .or_else(|e| Err(format!("`{}`: {e}", context.text(arch)?)))
                     })
                     .collect()
             };
@@ -397,7 +615,7 @@ fn check_rule(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace
             if let Some(i) = (0..first.len()).find(|&i| first[i] != second[i]) {
                 return Err(format!(
                     "not deterministic: `{}` counted {}, then {}",
-                    context.text(&context.archs[i]),
+                    context.text(&context.archs[i])?,
                     first[i],
                     second[i]
                 ));
@@ -408,23 +626,37 @@ fn check_rule(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace
             };
             Ok(((), format!("{} architectures counted twice, same counts ({range})", first.len())))
         });
-        report.check(&format!("deterministic on {}", context.label), result)?;
+        report.check(what, result)?;
     }
     Ok(())
 }
 
-/// A splitter must construct with its default parameters, and plan every context space: sizes
-/// that add up to the space's size, and a subspace for every sampled architecture, the same one
-/// when asked twice.
-fn check_splitter(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace], options: &CheckOptions, report: &mut Report) -> Result<()> {
-    report.heading(&format!("splitter {}", plugin.entry.name))?;
-    let fresh = || with_defaults(registry.splitter(&plugin.entry.name));
-    let Some(splitter) = report.check("constructs with default parameters", fresh())? else {
-        return Ok(());
+/// Lists as skipped the checks `what` of a context space that cannot be planned.
+fn skip_unplannable(report: &mut Report, context: &SampledSpace, what: &[&str]) -> Result<()> {
+    let checks: Vec<String> = what.iter().map(|w| format!("{w} {}", context.label)).collect();
+    let checks: Vec<&str> = checks.iter().map(String::as_str).collect();
+    report.skip(&checks, &format!("the supernet graph of {} failed", context.label))
+}
+
+/// A splitter must construct with its parameters, and plan every context space: sizes that add
+/// up to the space's size, and a subspace for every sampled architecture, the same one when
+/// asked twice.
+fn check_splitter(registry: &Registry, spec: &str, contexts: &[SampledSpace], options: &CheckOptions, report: &mut Report) -> Result<()> {
+    const PER_CONTEXT: [&str; 2] = ["plans", "assigns every sampled architecture of"];
+    report.heading(&format!("splitter {spec}"))?;
+    let fresh = || construct(registry.splitter(spec));
+    let Some(splitter) = report.check(&constructs(spec), fresh())? else {
+        let mut skipped = vec!["says what it reads".to_string()];
+        skipped.extend(contexts.iter().flat_map(|c| PER_CONTEXT.map(|w| format!("{w} {}", c.label))));
+        return report.skip(&skipped.iter().map(String::as_str).collect::<Vec<_>>(), "the splitter was not constructed");
     };
     report.check("says what it reads", call(splitter.key()).map(|key| ((), format!("{key:?}"))))?;
     drop(splitter);
-    for context in contexts.iter().filter(|c| c.plannable) {
+    for context in contexts {
+        if !context.plannable {
+            skip_unplannable(report, context, &PER_CONTEXT)?;
+            continue;
+        }
         let plan = fresh().and_then(|(splitter, _)| plan_on(registry, context, splitter, options));
         let Some(plan) = report.check(&format!("plans {}", context.label), plan.and_then(|plan| {
             let sum: u128 = plan.subspaces().iter().map(|s| s.size).sum();
@@ -441,16 +673,19 @@ fn check_splitter(registry: &Registry, plugin: &Registered, contexts: &[SampledS
             Ok((plan, detail))
         }))?
         else {
+            let what = format!("assigns every sampled architecture of {}", context.label);
+            report.skip(&[&what], &format!("the splitter did not plan {}", context.label))?;
             continue;
         };
         let covered = context.archs.iter().try_fold(0usize, |n, arch| {
-            let first = plan.info(arch).map_err(|e| format!("`{}`: {e}", context.text(arch)))?;
-            let again = plan.info(arch).map_err(|e| format!("`{}`: {e}", context.text(arch)))?;
+            let text = context.text(arch)?;
+            let first = plan.info(arch).map_err(|e| format!("`{text}`: {e}"))?;
+            let again = plan.info(arch).map_err(|e| format!("`{text}`: {e}"))?;
             if first.subspace as usize >= plan.subspaces().len() {
-                return Err(format!("`{}` was assigned to subspace {}, the plan has {}", context.text(arch), first.subspace, plan.subspaces().len()));
+                return Err(format!("`{text}` was assigned to subspace {}, the plan has {}", first.subspace, plan.subspaces().len()));
             }
             if first.subspace != again.subspace {
-                return Err(format!("not deterministic: `{}` went to subspace {}, then {}", context.text(arch), first.subspace, again.subspace));
+                return Err(format!("not deterministic: `{text}` went to subspace {}, then {}", first.subspace, again.subspace));
             }
             Ok(n + 1)
         });
@@ -465,14 +700,17 @@ fn check_splitter(registry: &Registry, plugin: &Registered, contexts: &[SampledS
 /// Steps a sampler is run for on each context space.
 const SAMPLER_STEPS: usize = 200;
 
-/// A sampler must construct with its default parameters, accept the state another saved, and
-/// on every context space (split by the built-in `nonlin` splitter) pick only architectures of
-/// the subspaces it names.
-fn check_sampler(registry: &Registry, plugin: &Registered, contexts: &[SampledSpace], options: &CheckOptions, report: &mut Report) -> Result<()> {
-    report.heading(&format!("sampler {}", plugin.entry.name))?;
-    let fresh = || with_defaults(registry.sampler(&plugin.entry.name));
-    let Some(sampler) = report.check("constructs with default parameters", fresh())? else {
-        return Ok(());
+/// A sampler must construct with its parameters, accept the state another saved, and on every
+/// context space (split by the built-in `nonlin` splitter) pick only architectures of the
+/// subspaces it names.
+fn check_sampler(registry: &Registry, spec: &str, contexts: &[SampledSpace], options: &CheckOptions, report: &mut Report) -> Result<()> {
+    const PER_CONTEXT: [&str; 1] = ["picks architectures of the subspaces it names on"];
+    report.heading(&format!("sampler {spec}"))?;
+    let fresh = || construct(registry.sampler(spec));
+    let Some(sampler) = report.check(&constructs(spec), fresh())? else {
+        let mut skipped = vec!["state survives save and load".to_string()];
+        skipped.extend(contexts.iter().flat_map(|c| PER_CONTEXT.map(|w| format!("{w} {}", c.label))));
+        return report.skip(&skipped.iter().map(String::as_str).collect::<Vec<_>>(), "the sampler was not constructed");
     };
     let restored = call(sampler.save_state()).and_then(|state| {
         let (mut other, _) = fresh()?;
@@ -484,7 +722,11 @@ fn check_sampler(registry: &Registry, plugin: &Registered, contexts: &[SampledSp
         Ok(((), if state.is_empty() { "stateless".to_string() } else { format!("state `{state}`") }))
     });
     report.check("state survives save and load", restored)?;
-    for context in contexts.iter().filter(|c| c.plannable) {
+    for context in contexts {
+        if !context.plannable {
+            skip_unplannable(report, context, &PER_CONTEXT)?;
+            continue;
+        }
         let result = registry
             .splitter("nonlin")
             .map_err(|e| format!("{e:#}"))
@@ -505,7 +747,7 @@ fn check_sampler(registry: &Registry, plugin: &Registered, contexts: &[SampledSp
                 let counts: Vec<String> = per_subspace.iter().map(usize::to_string).collect();
                 Ok(((), format!("{SAMPLER_STEPS} steps, picks per subspace {}", counts.join(" / "))))
             });
-        report.check(&format!("picks architectures of the subspaces it names on {}", context.label), result)?;
+        report.check(&format!("{} {}", PER_CONTEXT[0], context.label), result)?;
     }
     Ok(())
 }

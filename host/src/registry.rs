@@ -51,9 +51,21 @@ pub struct Registered {
     pub origin: Origin,
 }
 
+impl Registered {
+    /// How messages name the plugin: `<kind> `<name>` (<origin>)`.
+    pub fn label(&self) -> String {
+        format!("{} `{}` ({})", self.kind.name(), self.entry.name, self.origin)
+    }
+}
+
 /// Every plugin available to this process.
 pub struct Registry {
     plugins: Vec<Registered>,
+}
+
+/// The plugin name of a spec `name` or `name:key=value,...`.
+pub fn spec_name(spec: &str) -> &str {
+    spec.split_once(':').map_or(spec, |(name, _)| name).trim()
 }
 
 /// Name of the environment variable listing folders of plugin libraries.
@@ -181,10 +193,8 @@ impl Registry {
             .maker
             .make(params.into())
             .into_result()
-            .map_err(|e| anyhow!("{} `{name}` ({}): {e}", kind.name(), found.origin))?;
-        made.into_enum().map_err(|_| {
-            anyhow!("{} `{name}` ({}) made a plugin of a kind this fewshot does not know", kind.name(), found.origin)
-        })
+            .map_err(|e| anyhow!("{}: {e}", found.label()))?;
+        made.into_enum().map_err(|_| anyhow!("{} made a plugin of a kind this fewshot does not know", found.label()))
     }
 
     /// Constructs a search space.

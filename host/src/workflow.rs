@@ -30,13 +30,14 @@ use fewshot_core::{
     supernet::SupernetLayout,
     train::{self as engine, StepSource, TrainRun, CHECKPOINT_FILE, METRICS_FILE},
 };
-use fewshot_sdk::{abi_stable::std_types::RStr, ffi::SamplerBox, Arch};
+use fewshot_sdk::{abi_stable::std_types::RStr, ffi::SamplerBox, Arch, PluginKind};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     commands::split::{csv_fields, split_report, SplitReport},
     config::{RunConfig, CONFIG_FILE},
-    registry::Registry,
+    conformance::checked_space,
+    registry::{spec_name, Registry},
     report::{read_metrics_jsonl, text_table, EpochRecord},
 };
 
@@ -139,7 +140,7 @@ impl Run {
             self.config.train.channel_divisor,
             self.config.norm()?,
         )
-        .map_err(|e| anyhow!("cannot build the supernets: {e}"))?;
+        .map_err(|e| anyhow!("cannot build the supernets at channel divisor {}: {e}", self.config.train.channel_divisor))?;
         Ok(Arc::new(layout))
     }
 
@@ -169,7 +170,7 @@ impl Run {
             stop_after,
             extra: serde_json::json!({ "sampler": self.config.train.sampler }),
         };
-        let job = TrainJob { run, source: PlanSteps::new(&self.plan, sampler, self.config.seed) };
+        let job = TrainJob { run, source: PlanSteps::new(&self.plan, sampler, self.config.seed)? };
         run_on(self.config.device()?, job).map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))
     }
 
@@ -177,7 +178,7 @@ impl Run {
     pub fn evaluate(&self, archs: &[Arch], split: EvalSplit, progress: bool) -> Result<Vec<Estimate>> {
         let mut pairs = Vec::with_capacity(archs.len());
         for arch in archs {
-            let info = self.plan.info(arch).map_err(|e| anyhow!("{}: {e}", self.text(arch)))?;
+            let info = self.plan.info(arch).map_err(|e| anyhow!("{}: {e}", self.text(arch).unwrap_or_else(|f| f.to_string())))?;
             pairs.push((info.subspace, arch.as_slice().to_vec()));
         }
         let accuracies = self.with_evaluator(split, |eval| {
@@ -337,12 +338,25 @@ impl Run {
     fn describe(&self, row: &Evaluated) -> Result<(String, fewshot_core::plan::ArchInfo)> {
         let arch = Arch::new(row.arch.clone());
         let info = self.plan.info(&arch).map_err(|e| anyhow!(e))?;
-        Ok((self.text(&arch), info))
+        Ok((self.text(&arch)?, info))
     }
 
-    /// The architecture's text form (its option indices if the space cannot format it).
-    pub fn text(&self, arch: &Arch) -> String {
-        self.plan.format(arch).unwrap_or_else(|_| format!("{:?}", arch.as_slice()))
+    /// The architecture's text form; an error names the space plugin and the option indices.
+    pub fn text(&self, arch: &Arch) -> Result<String> {
+        self.plan.format(arch).map_err(|e| anyhow!("{}: format {:?}: {e}", self.space_label(), arch.as_slice()))
+    }
+
+    /// Parses an architecture of the space; an error is prefixed `space `name` (origin): `, as
+    /// for every message from plugin code.
+    pub fn parse(&self, text: &str) -> Result<Arch> {
+        self.plan.parse(text).map_err(|e| anyhow!("{}: {e}", self.space_label()))
+    }
+
+    /// How messages name the run's space plugin: `space `name` (origin)`.
+    fn space_label(&self) -> String {
+        let spec = self.config.space_spec();
+        let name = spec_name(&spec);
+        self.registry.find(PluginKind::Space, name).map_or_else(|| format!("space `{name}`"), |p| p.label())
     }
 
     /// Loads the checkpoint and the evaluation images, and runs `work` with an evaluator.
@@ -458,7 +472,7 @@ impl TruthTable {
 
 /// Plans the split of a configuration.
 pub fn plan(config: &RunConfig, registry: &Registry) -> Result<Plan> {
-    let space = registry.space(&config.space_spec())?;
+    let space = checked_space(registry, &config.space_spec(), config.train.channel_divisor)?;
     let rule = registry.rule(&config.split.rule)?;
     let splitter = registry.splitter(&config.splitter_spec())?;
     let options = PlanOptions { seed: config.seed, include_trash: config.split.include_trash, method: None };
@@ -516,9 +530,9 @@ struct StepsState {
 }
 
 impl<'a> PlanSteps<'a> {
-    fn new(plan: &'a Plan, sampler: SamplerBox, seed: u64) -> PlanSteps<'a> {
-        let sampler_state = sampler.save_state().into_result().map(|s| s.into_string()).unwrap_or_default();
-        PlanSteps { plan, drawer: plan.drawer(Rng::stream(seed, "sampler")), sampler, sampler_state }
+    fn new(plan: &'a Plan, sampler: SamplerBox, seed: u64) -> Result<PlanSteps<'a>> {
+        let sampler_state = sampler.save_state().into_result().map_err(|e| anyhow!("{e}"))?.into_string();
+        Ok(PlanSteps { plan, drawer: plan.drawer(Rng::stream(seed, "sampler")), sampler, sampler_state })
     }
 }
 

@@ -44,10 +44,19 @@ pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// ```
 ///
 /// The crate must be a `cdylib` and depend on `abi_stable` directly (the attribute this expands
-/// to refers to `::abi_stable`).
+/// to refers to `::abi_stable`). It must unwind on panic: built with `panic = "abort"`, it does
+/// not compile, because a panic in plugin code would then kill the host instead of becoming an
+/// error.
 #[macro_export]
 macro_rules! export_plugins {
     ($entries:path) => {
+        #[cfg(panic = "abort")]
+        ::core::compile_error!(
+            "a fewshot plugin cannot be built with `panic = \"abort\"`: the SDK turns a panic in plugin \
+             code into an error only while unwinding works, and an aborting plugin kills the host \
+             without a message. Remove `panic = \"abort\"` from the [profile.*] sections of Cargo.toml \
+             (and `-C panic=abort` from RUSTFLAGS)"
+        );
         #[::abi_stable::export_root_module]
         pub fn fewshot_plugin_root_module() -> $crate::ffi::PluginLibraryRef {
             // A name of its own, so it cannot shadow the caller's function (often `entries`).

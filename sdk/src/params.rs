@@ -80,6 +80,11 @@ impl Params {
         ))
     }
 
+    /// Every given `(key, value)`, in the order given (without marking them read).
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// True when no parameter was given.
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()

@@ -7,18 +7,27 @@
 //! - `panicky-slots` (space): constructs, then panics when asked for its slots;
 //! - `lossy` (space): its text form drops the last slot and its parser accepts anything;
 //! - `bad-graph` (space): its supernet graph puts a linear layer on a feature map;
+//! - `panicky-format` (space): its `format` panics;
+//! - `dashed-options` (space): its option names contain `-`, its text form's separator, so its
+//!   strings do not parse back;
+//! - `mixed-add` (space): an `add` sums a fixed and a scaled width, consistent only at channel
+//!   divisor 1;
+//! - `false-series` (space): claims its slots lie in series, but a skip connection bypasses one;
+//! - `one-invalid` (space): in series, 3^13 architectures, and `validate` rejects exactly one
+//!   (all `skip`), so sizing by dynamic programming must account for it;
 //! - `nondeterministic` (rule): returns a different count on every call;
 //! - `stray` (splitter): announces two subspaces but sends some architectures to a third;
 //! - `mislabel` (sampler): draws from one subspace and claims another.
 //!
 //! The environment variable `FEWSHOT_FAULTY_MODE` breaks the library as a whole:
-//! `panic-in-entries` makes listing its plugins panic; `clash-with-builtin` adds a space named
-//! `nb201`, like the built-in one.
+//! `panic-in-entries` makes listing its plugins panic; `abort-in-entries` makes it abort the
+//! process, as any panic does in a library built with `panic = "abort"`; `clash-with-builtin`
+//! adds a space named `nb201`, like the built-in one.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use fewshot_sdk::{
-    Arch, ArchDraw, ArchMetrics, CountingRule, Graph, GraphBuilder, Params, Pick, PlanContext,
+    graph::NodeId, Activation, Arch, ArchDraw, ArchMetrics, CountingRule, Graph, GraphBuilder, Params, Pick, PlanContext,
     PluginEntry, Sampler, SearchSpace, Slot, SplitKey, Splitter, Subnet, SubspaceLabel, Width,
 };
 
@@ -30,23 +39,53 @@ fn slots() -> Vec<Slot> {
     (0..SLOTS).map(|i| Slot::new(&format!("layer{i}"), &OPS)).collect()
 }
 
+/// Slots of the `one-invalid` space: 3^13 architectures, more than the host enumerates.
+const LONG_SLOTS: u32 = 13;
+
 fn chain(linear_too_early: bool) -> Graph {
+    chain_of(SLOTS, linear_too_early, Width::scaled(8))
+}
+
+/// A chain of `slots` layers on a stem conv of width `stem`, each layer one of [`OPS`].
+fn chain_of(slots: u32, linear_too_early: bool, stem: Width) -> Graph {
     let mut g = GraphBuilder::new();
     let input = g.input(Width::fixed(3), 8, 8);
-    let mut x = g.conv(input, Width::scaled(8), 3, 1);
+    let mut x = g.conv(input, stem, 3, 1);
     if linear_too_early {
         x = g.linear(x, Width::fixed(10), true);
     }
+    for slot in 0..slots {
+        x = layer(&mut g, slot, x);
+    }
+    let p = g.global_avg_pool(x);
+    let out = g.linear(p, Width::fixed(10), true);
+    g.finish(out)
+}
+
+/// Every option of one slot on `x`, summed.
+fn layer(g: &mut GraphBuilder, slot: u32, x: NodeId) -> NodeId {
+    let mut candidates = Vec::new();
+    for option in 0..OPS.len() as u32 {
+        candidates.push(g.when(slot, option, |g| match option {
+            0 => {
+                let c = g.conv(x, Width::scaled(8), 3, 1);
+                g.activation(c, Activation::Relu)
+            }
+            1 => g.avg_pool(x, 3, 1, 1, false),
+            _ => g.identity(x),
+        }));
+    }
+    g.add(&candidates)
+}
+
+/// A chain of [`SLOTS`] layers whose slot 1 is bypassed by an unguarded skip connection.
+fn bypassed_chain() -> Graph {
+    let mut g = GraphBuilder::new();
+    let input = g.input(Width::fixed(3), 8, 8);
+    let mut x = g.conv(input, Width::scaled(8), 3, 1);
     for slot in 0..SLOTS {
-        let mut candidates = Vec::new();
-        for option in 0..OPS.len() as u32 {
-            candidates.push(g.when(slot, option, |g| match option {
-                0 => g.conv(x, Width::scaled(8), 3, 1),
-                1 => g.avg_pool(x, 3, 1, 1, false),
-                _ => g.identity(x),
-            }));
-        }
-        x = g.add(&candidates);
+        let out = layer(&mut g, slot, x);
+        x = if slot == 1 { g.add(&[out, x]) } else { out };
     }
     let p = g.global_avg_pool(x);
     let out = g.linear(p, Width::fixed(10), true);
@@ -60,18 +99,24 @@ fn format_all(arch: &Arch) -> String {
 }
 
 fn parse_strict(text: &str) -> Result<Arch, String> {
+    parse_names(text, &OPS, SLOTS)
+}
+
+/// Parses `slots` option names from `names`, separated by `-`.
+fn parse_names(text: &str, names: &[&str], slots: u32) -> Result<Arch, String> {
     let choices: Result<Vec<u32>, String> = text
         .split('-')
         .map(|name| {
-            OPS.iter()
+            names
+                .iter()
                 .position(|op| *op == name)
                 .map(|i| i as u32)
                 .ok_or_else(|| format!("unknown op `{name}`"))
         })
         .collect();
     let choices = choices?;
-    if choices.len() != SLOTS as usize {
-        return Err(format!("expected {SLOTS} ops, got {}", choices.len()));
+    if choices.len() != slots as usize {
+        return Err(format!("expected {slots} ops, got {}", choices.len()));
     }
     Ok(Arch::new(choices))
 }
@@ -156,6 +201,80 @@ impl SearchSpace for BadGraph {
     }
 }
 
+/// The mistakes of [`Flawed`] spaces, one each.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flaw {
+    /// `format` panics.
+    PanickyFormat,
+    /// Option names contain `-`, the separator of the text form.
+    DashedOptions,
+    /// The stem has a fixed width that an `add` sums with the layers' scaled widths.
+    MixedAdd,
+    /// Claims its slots lie in series, but one slot is bypassed.
+    FalseSeries,
+    /// In series, with one architecture that `validate` rejects.
+    OneInvalid,
+}
+
+/// Option names with `-` in them.
+const DASHED_OPS: [&str; 3] = ["conv-3x3", "avg-pool", "skip"];
+
+/// A three-option chain space with one [`Flaw`].
+struct Flawed(Flaw);
+
+impl Flawed {
+    fn slot_count(&self) -> u32 {
+        if self.0 == Flaw::OneInvalid { LONG_SLOTS } else { SLOTS }
+    }
+
+    fn names(&self) -> &'static [&'static str] {
+        if self.0 == Flaw::DashedOptions { &DASHED_OPS } else { &OPS }
+    }
+
+    fn graph(&self) -> Graph {
+        match self.0 {
+            Flaw::MixedAdd => chain_of(SLOTS, false, Width::fixed(8)),
+            Flaw::FalseSeries => bypassed_chain(),
+            _ => chain_of(self.slot_count(), false, Width::scaled(8)),
+        }
+    }
+}
+
+impl SearchSpace for Flawed {
+    fn slots(&self) -> Vec<Slot> {
+        (0..self.slot_count()).map(|i| Slot::new(&format!("layer{i}"), self.names())).collect()
+    }
+    fn parse(&self, text: &str) -> Result<Arch, String> {
+        parse_names(text, self.names(), self.slot_count())
+    }
+    fn format(&self, arch: &Arch) -> String {
+        if self.0 == Flaw::PanickyFormat {
+            panic!("the text form was never implemented");
+        }
+        let names: Vec<&str> = arch.as_slice().iter().map(|&i| self.names()[i as usize]).collect();
+        names.join("-")
+    }
+    fn validate(&self, arch: &Arch) -> Result<(), String> {
+        let all_skip = arch.as_slice().iter().all(|&o| o as usize == OPS.len() - 1);
+        if self.0 == Flaw::OneInvalid && all_skip {
+            return Err("a network of skips only is not part of the space".into());
+        }
+        Ok(())
+    }
+    fn supernet_graph(&self) -> Graph {
+        self.graph()
+    }
+    fn counting_graph(&self) -> Graph {
+        self.graph()
+    }
+    fn default_groups(&self) -> String {
+        "0-1,rest".into()
+    }
+    fn slots_in_series(&self) -> bool {
+        matches!(self.0, Flaw::FalseSeries | Flaw::OneInvalid)
+    }
+}
+
 /// A rule that counts its own calls.
 struct Nondeterministic {
     calls: AtomicU32,
@@ -197,6 +316,9 @@ fn entries() -> Vec<PluginEntry> {
     if mode == "panic-in-entries" {
         panic!("FEWSHOT_FAULTY_MODE=panic-in-entries: the plugin list cannot be built");
     }
+    if mode == "abort-in-entries" {
+        std::process::abort();
+    }
     let mut entries = vec![
         PluginEntry::space(
             "broken-ctor",
@@ -218,6 +340,21 @@ fn entries() -> Vec<PluginEntry> {
         }),
         PluginEntry::space("bad-graph", "Faulty: supernet graph with a shape error", "", |_: &Params| {
             Ok(BadGraph)
+        }),
+        PluginEntry::space("panicky-format", "Faulty: its text form panics", "", |_: &Params| {
+            Ok(Flawed(Flaw::PanickyFormat))
+        }),
+        PluginEntry::space("dashed-options", "Faulty: option names contain `-`, so its strings do not parse back", "", |_: &Params| {
+            Ok(Flawed(Flaw::DashedOptions))
+        }),
+        PluginEntry::space("mixed-add", "Faulty: an add sums a fixed and a scaled width", "", |_: &Params| {
+            Ok(Flawed(Flaw::MixedAdd))
+        }),
+        PluginEntry::space("false-series", "Faulty: claims its slots lie in series, but one is bypassed", "", |_: &Params| {
+            Ok(Flawed(Flaw::FalseSeries))
+        }),
+        PluginEntry::space("one-invalid", "Faulty: a series space whose validate rejects exactly one architecture", "", |_: &Params| {
+            Ok(Flawed(Flaw::OneInvalid))
         }),
         PluginEntry::rule("nondeterministic", "Faulty: a different count on every call", "", |_: &Params| {
             Ok(Nondeterministic { calls: AtomicU32::new(0) })

@@ -17,7 +17,7 @@ use fewshot_sdk::{Arch, ArchDraw};
 use serde::Serialize;
 
 use super::table::{print, render, Format};
-use crate::registry::Registry;
+use crate::{conformance::checked_space, registry::Registry};
 
 /// Arguments of `fewshot bench plan`.
 #[derive(Args, Debug)]
@@ -64,6 +64,18 @@ fn time_plan(registry: &Registry, space: &str, runs: usize) -> Result<f64> {
         let p = Plan::build(s, r, sp, PlanOptions::default()).map_err(|e| anyhow!("{e}"))?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
         black_box(p);
+    }
+    Ok(median(times))
+}
+
+/// Median milliseconds of the conformance checks every command runs on a space before using it
+/// (construction included), at channel divisor 2.
+fn time_checks(registry: &Registry, space: &str, runs: usize) -> Result<f64> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        black_box(checked_space(registry, space, 2.0)?);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     Ok(median(times))
 }
@@ -150,6 +162,8 @@ pub fn run(args: &BenchPlanArgs, registry: &Registry) -> Result<()> {
         m("plan nb201: enumerate and assign 15,625 (enn, nonlin)", time_plan(registry, "nb201", runs)?, "ms", Some("< 5 ms")),
         m("plan mobilenet: contributions, verification, DP (enn, nonlin)", time_plan(registry, "mobilenet", runs)?, "ms", None),
         m("exact mobilenet subspace sizes by DP", time_series_sizes(&mobilenet, runs)?, "ms", Some("< 1 ms")),
+        m("pre-run conformance checks of nb201", time_checks(registry, "nb201", runs)?, "ms", Some("< 10 ms")),
+        m("pre-run conformance checks of mobilenet", time_checks(registry, "mobilenet", runs)?, "ms", Some("< 10 ms")),
     ];
     for (space, p) in [("nb201", &nb201), ("mobilenet", &mobilenet)] {
         for (sampler, picks) in [("sbs", 600_000), ("uniform", 600_000), ("group-uniform", 600_000), ("fair", 60_000)] {

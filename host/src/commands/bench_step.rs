@@ -21,7 +21,7 @@ use fewshot_core::{
 };
 use fewshot_sdk::{ffi::SpaceBox, Arch, Graph, Slot};
 
-use crate::registry::Registry;
+use crate::{conformance::checked_space, output::print, registry::Registry};
 
 /// Arguments of `fewshot bench step`.
 #[derive(Args, Debug)]
@@ -69,22 +69,23 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     if let Some(threads) = args.threads {
         fewshot_core::backend::set_cpu_threads(threads).map_err(|e| anyhow!(e))?;
     }
-    let space = registry.space(&args.space)?;
+    let space = checked_space(registry, &args.space, args.channel_divisor)?;
     let slots = space.slots().into_result().map_err(|e| anyhow!("{e}"))?;
     let graph = space.supernet_graph().into_result().map_err(|e| anyhow!("{e}"))?;
     let plan = match (&args.archs, args.space.split(':').next()) {
         (None, Some(name)) if name != "nb201" => drawn_plan(&space, &slots, args)?,
         (given, _) => read_plan(&archs_path(given.as_deref())?, &space, args)?,
     };
-    let layout = SupernetLayout::new(&graph, &slots, args.channel_divisor, NormMode::Plain).map_err(|e| anyhow!(e))?;
+    let layout = SupernetLayout::new(&graph, &slots, args.channel_divisor, NormMode::Plain)
+        .map_err(|e| anyhow!("cannot build the supernets at channel divisor {}: {e}", args.channel_divisor))?;
     let job = BenchJob { layout, plan, args };
     let (times, cpu_seconds) = run_on(args.device, job).map_err(|e| anyhow!(e))??;
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
     let graph_nodes = graph_summary(&graph);
-    println!(
-        "fewshot bench step: device={} threads={} K={} divisor={} batch={} steps={} warmup={} ({graph_nodes})",
+    print(&format!(
+        "fewshot bench step: device={} threads={} K={} divisor={} batch={} steps={} warmup={} ({graph_nodes})\n",
         args.device,
         fewshot_core::backend::cpu_threads(),
         args.supernets,
@@ -92,14 +93,14 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
         args.batch,
         args.steps,
         args.warmup
-    );
+    ))?;
     let cpu = cpu_seconds.map_or(String::new(), |s| format!(" cpu_ms_per_step={:.1}", s * 1000.0 / args.steps as f64));
-    println!(
-        "RESULT ms_per_step={median:.1} images_per_s={:.1} min_ms={:.1} max_ms={:.1}{cpu}",
+    print(&format!(
+        "RESULT ms_per_step={median:.1} images_per_s={:.1} min_ms={:.1} max_ms={:.1}{cpu}\n",
         args.batch as f64 / median * 1000.0,
         sorted[0],
         sorted[sorted.len() - 1]
-    );
+    ))?;
     Ok(())
 }
 

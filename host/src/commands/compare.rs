@@ -13,6 +13,7 @@ use super::{
     run_options::RunOptions,
 };
 use crate::{
+    output::print,
     registry::Registry,
     report::{
         markdown::{code_span, Markdown},
@@ -86,8 +87,7 @@ pub fn run(args: &CompareArgs, registry: Arc<Registry>) -> Result<()> {
     md.image("comparison", "comparison.svg");
     md.paragraph(&results.iter().map(|(a, s)| format!("- {a}: {}", code_span(&s.dir.join("report.md").display().to_string()))).collect::<Vec<_>>().join("\n"));
     md.write(&args.out.join("comparison.md"))?;
-    println!("{}", text_table(&table.0, &table.1));
-    println!("comparison: {}", args.out.join("comparison.md").display());
+    print(&format!("{}\ncomparison: {}\n", text_table(&table.0, &table.1), args.out.join("comparison.md").display()))?;
     Ok(())
 }
 

@@ -70,7 +70,7 @@ fn csv_field(text: &str) -> String {
 
 /// Runs `fewshot costs`.
 pub fn run(args: &CostsArgs, registry: &Registry) -> Result<()> {
-    let space = args.space.build(registry)?;
+    let space = args.space.build(registry, args.channel_divisor)?;
     let slots = ffi(space.slots())?.into_vec();
     let graph = ffi(space.supernet_graph())?;
     graph.validate(&slots).map_err(|e| anyhow!("the space's supernet graph is invalid: {e}"))?;

@@ -63,7 +63,7 @@ pub fn run(args: &EvalArgs, registry: Arc<Registry>) -> Result<()> {
     let estimates = run.evaluate(&archs, args.split, archs.len() > 1)?;
     let mut csv = String::from("arch,subspace,accuracy\n");
     for e in &estimates {
-        csv.push_str(&format!("{},{},{}\n", run.text(&e.arch), e.subspace, e.accuracy));
+        csv.push_str(&format!("{},{},{}\n", run.text(&e.arch)?, e.subspace, e.accuracy));
     }
     match &args.output {
         Some(path) => write_atomic(path, csv.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?,
@@ -75,7 +75,7 @@ pub fn run(args: &EvalArgs, registry: Arc<Registry>) -> Result<()> {
 /// The architectures the arguments name.
 fn architectures(args: &EvalArgs, run: &Run) -> Result<Vec<Arch>> {
     if let Some(text) = &args.arch {
-        return Ok(vec![run.plan.parse(text).map_err(|e| anyhow!(e))?]);
+        return Ok(vec![run.parse(text)?]);
     }
     if let Some(path) = &args.archs {
         return read_archs(path, run);
@@ -113,7 +113,7 @@ fn read_archs(path: &std::path::Path, run: &Run) -> Result<Vec<Arch>> {
             Some(c) => csv_fields(line).get(c).cloned().ok_or_else(|| anyhow!("{} line {}: no `arch` field", path.display(), i + 1))?,
             None => line.trim().to_string(),
         };
-        archs.push(run.plan.parse(text.trim()).map_err(|e| anyhow!("{} line {}: {e}", path.display(), i + 1))?);
+        archs.push(run.parse(text.trim()).with_context(|| format!("{} line {}", path.display(), i + 1))?);
     }
     if archs.is_empty() {
         bail!("{} lists no architecture", path.display());

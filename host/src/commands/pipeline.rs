@@ -6,7 +6,7 @@ use clap::Args;
 use fewshot_core::plan::{Plan, PlanOptions};
 use fewshot_sdk::ffi::SpaceBox;
 
-use crate::registry::Registry;
+use crate::{conformance::checked_space, registry::Registry};
 
 /// Adds `key=value` to a plugin spec `name` or `name:params`.
 pub fn with_param(spec: &str, key: &str, value: &str) -> String {
@@ -38,9 +38,10 @@ impl SpaceArgs {
         }
     }
 
-    /// Constructs the space.
-    pub fn build(&self, registry: &Registry) -> Result<SpaceBox> {
-        registry.space(&self.spec())
+    /// Constructs the space and runs the checks that protect a run on it, with its supernet
+    /// at channel divisor `divisor` (and 1 and 2).
+    pub fn build(&self, registry: &Registry, divisor: f64) -> Result<SpaceBox> {
+        checked_space(registry, &self.spec(), divisor)
     }
 }
 
@@ -80,7 +81,7 @@ impl PipelineArgs {
 
     /// Constructs the plugins and plans the split.
     pub fn plan(&self, registry: &Registry) -> Result<Plan> {
-        let space = self.space.build(registry)?;
+        let space = self.space.build(registry, 1.0)?;
         let rule = registry.rule(&self.rule)?;
         let splitter = registry.splitter(&self.splitter_spec()).map_err(|e| match &self.groups {
             Some(_) => anyhow!("{e:#} (--groups is passed to the splitter as `groups=...`; `nonlin` takes it)"),

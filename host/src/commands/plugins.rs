@@ -1,16 +1,19 @@
 //! `fewshot plugins`: list, show and check plugins.
 
-use std::path::PathBuf;
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
+};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use fewshot_sdk::{
     ffi::{AnyPlugin, FfiResult},
-    space_size, Arch, PluginKind,
+    space_size, Arch, Params, PluginKind,
 };
 
 use crate::{
-    conformance::{check_library, CheckOptions},
+    conformance::{check_library, CheckOptions, DEFAULT_SAMPLES},
     output::print,
     registry::{Registered, Registry},
 };
@@ -43,12 +46,18 @@ enum PluginsCommand {
     /// Load one plugin library and run the conformance checks on every plugin in it.
     ///
     /// Only LIB and the built-in plugins are loaded (not --plugin or FEWSHOT_PLUGIN_PATH). Prints
-    /// one line per check and exits with status 2 if any fails.
+    /// one PASS, FAIL or SKIP line per check and exits with status 2 if any fails. The checks run
+    /// in a child process, so a library that aborts it is reported as such.
     Check {
         /// The plugin library (a .so / .dylib / .dll file).
         library: PathBuf,
+        /// Check a plugin of LIB with these parameters instead of its defaults, as
+        /// `name:key=value,...` (e.g. `act-chain:layers=12,activation=tanh`). Repeatable; a
+        /// plugin given several times is checked once per spec.
+        #[arg(long = "params", value_name = "SPEC")]
+        params: Vec<String>,
         /// Architectures sampled per search space.
-        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, default_value_t = DEFAULT_SAMPLES as u32, value_parser = clap::value_parser!(u32).range(1..))]
         samples: u32,
         /// Seed of the sampled architectures.
         #[arg(long, default_value_t = 0)]
@@ -111,11 +120,56 @@ pub fn run(args: &PluginsArgs, registry: impl FnOnce() -> Result<Registry>) -> R
             }
             print(&text.join("\n"))?;
         }
-        PluginsCommand::Check { library, samples, seed } => {
-            check_library(library, &CheckOptions { samples: *samples as usize, seed: *seed })?;
+        PluginsCommand::Check { library, params, samples, seed } => {
+            if std::env::var_os(CHECK_CHILD_VAR).is_none() {
+                return check_in_child(library);
+            }
+            check_library(library, &CheckOptions { samples: *samples as usize, seed: *seed }, params)?;
         }
     }
     Ok(())
+}
+
+/// Set in the child process that `plugins check` runs its checks in.
+const CHECK_CHILD_VAR: &str = "FEWSHOT_PLUGINS_CHECK_CHILD";
+
+/// Runs this `plugins check` again in a child process and ends with its exit status, so that a
+/// library that kills the process (built with `panic = "abort"`, or calling `abort`) is
+/// explained instead of ending fewshot without a word.
+fn check_in_child(library: &Path) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the fewshot executable to run the checks")?;
+    let status = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(CHECK_CHILD_VAR, "1")
+        .status()
+        .context("cannot start the process that runs the checks")?;
+    if let Some(code) = status.code() {
+        std::process::exit(code);
+    }
+    let lib = library.display();
+    match signal(status) {
+        Some(6) => bail!(
+            "{lib} aborted the process while being checked (signal 6, SIGABRT), after the lines above: \
+             plugin code that aborts cannot be turned into an error. A library built with \
+             `panic = \"abort\"` aborts on any panic; rebuild it without (the `export_plugins!` of this \
+             fewshot-sdk refuses to compile it), and look for `std::process::abort` or a panic inside a panic"
+        ),
+        Some(n) => bail!("{lib} crashed the process while being checked (signal {n}), after the lines above"),
+        None => bail!("the process checking {lib} ended without an exit status"),
+    }
+}
+
+/// The signal that ended a process, where the platform has signals.
+fn signal(status: ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        std::os::unix::process::ExitStatusExt::signal(&status)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        None
+    }
 }
 
 /// Plugins in listing order: built-ins first, then by library; by kind and name within each.
@@ -182,17 +236,29 @@ fn list_table(registry: &Registry) -> String {
 fn show(registry: &Registry, p: &Registered, spec: &str) -> Result<String> {
     let parameters = if p.entry.parameters.is_empty() { "none" } else { p.entry.parameters.as_str() };
     let mut text = format!(
-        "{} {}\n  origin:       {}\n  description:  {}\n  parameters:   {}\n",
+        "{} {}\n  origin:       {}\n  description:  {}\n  parameters:   {}\n  built with:   {}\n",
         p.kind.name(),
         p.entry.name,
         p.origin,
         p.entry.description,
-        parameters
+        parameters,
+        built_with(spec)?
     );
     let plugin = registry.make(p.kind, spec)?;
     let details = describe(plugin).with_context(|| format!("{} `{}` ({})", p.kind.name(), p.entry.name, p.origin))?;
     text.push_str(&details);
     Ok(text)
+}
+
+/// The parameter values of `spec`, one `key=value` each, or that it uses the defaults.
+fn built_with(spec: &str) -> Result<String> {
+    let given = spec.split_once(':').map_or("", |(_, params)| params);
+    let params = Params::parse(given).map_err(|e| anyhow!("`{spec}`: {e}"))?;
+    if params.is_empty() {
+        return Ok("the defaults".to_string());
+    }
+    let pairs: Vec<String> = params.pairs().map(|(key, value)| format!("{key}={value}")).collect();
+    Ok(format!("{} (other parameters at their defaults)", pairs.join(", ")))
 }
 
 /// What a constructed plugin tells about itself.

@@ -9,7 +9,6 @@
 
 use std::{
     collections::HashMap,
-    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -21,7 +20,10 @@ use fewshot_core::{
 };
 use serde::Serialize;
 
-use crate::report::{plots, rank_table, rank_verdicts, text_table};
+use crate::{
+    output::print,
+    report::{plots, rank_table, rank_verdicts, text_table},
+};
 
 /// Arguments of `fewshot rank`.
 #[derive(Args, Debug)]
@@ -159,6 +161,10 @@ pub fn join(pred_path: &Path, truth_path: &Path, pred_column: &str, truth_column
     }
     pred_table.by_arch(pred_arch)?;
     let truth_rows = truth_table.by_arch(truth_arch)?;
+    // Every truth value must be a number, as `split --truth` requires, not only the predicted.
+    for row in 0..truth_table.rows.len() {
+        truth_table.number(row, truth_value)?;
+    }
 
     let missing: Vec<&str> = pred_table
         .rows
@@ -298,6 +304,6 @@ pub fn run(args: &RankArgs) -> Result<()> {
     }
     match &args.output {
         Some(path) => write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display())),
-        None => std::io::stdout().write_all(text.as_bytes()).context("cannot write to standard output"),
+        None => print(&text).context("cannot write to standard output"),
     }
 }

@@ -24,6 +24,7 @@ use serde::Serialize;
 use super::{run_options::RunOptions, split::read_truth, train::resumed_config};
 use crate::{
     config::RunConfig,
+    output::print,
     registry::Registry,
     report::{
         markdown::{BestArch, Markdown, PlanRow},
@@ -79,7 +80,7 @@ pub fn run(args: &RunArgs, registry: Arc<Registry>) -> Result<()> {
     };
     let out = args.out.clone().unwrap_or_else(|| default_dir(&config));
     let summary = pipeline(&out, config, registry)?;
-    println!("{}", summary_text(&summary));
+    print(&format!("{}\n", summary_text(&summary)))?;
     Ok(())
 }
 
@@ -265,13 +266,18 @@ fn predict(run: &Run, archs: &[Arch], split: EvalSplit) -> Result<HashMap<String
     let path = run.file(PREDICTIONS_FILE);
     let mut known: Vec<(String, u32, f64)> = if path.exists() { read_predictions(&path)? } else { Vec::new() };
     let have: HashMap<String, f64> = known.iter().map(|(a, _, v)| (a.clone(), *v)).collect();
-    let missing: Vec<Arch> = archs.iter().filter(|a| !have.contains_key(&run.text(a))).cloned().collect();
+    let mut missing = Vec::new();
+    for arch in archs {
+        if !have.contains_key(&run.text(arch)?) {
+            missing.push(arch.clone());
+        }
+    }
     if !missing.is_empty() {
         eprintln!("estimating {} architectures on the {} split ({} already done)", missing.len(), run.config.rank.split, archs.len() - missing.len());
     }
     for chunk in missing.chunks(PREDICTION_CHUNK) {
         for e in run.evaluate(chunk, split, true)? {
-            known.push((run.text(&e.arch), e.subspace, e.accuracy));
+            known.push((run.text(&e.arch)?, e.subspace, e.accuracy));
         }
         let mut csv = String::from("arch,subspace,accuracy\n");
         for (arch, subspace, accuracy) in &known {
@@ -343,7 +349,7 @@ fn write_report(run: &Run, state: &SearchState, ranked: Option<&Ranked>) -> Resu
     for row in state.ranked().into_iter().take(5) {
         let arch = Arch::new(row.arch.clone());
         let info = run.plan.info(&arch).map_err(|e| anyhow!(e))?;
-        let text = run.text(&arch);
+        let text = run.text(&arch)?;
         best.push(BestArch {
             truth: truth_table.as_ref().map(|t| t.values(&text)).unwrap_or_default(),
             arch: text,

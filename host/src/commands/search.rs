@@ -10,6 +10,7 @@ use fewshot_core::files::write_atomic;
 use super::run_options::SearchOptions;
 use crate::{
     config::CONFIG_FILE,
+    output::print,
     registry::Registry,
     workflow::{Run, SEARCH_STATE_FILE},
 };
@@ -45,6 +46,6 @@ pub fn run(args: &SearchArgs, registry: Arc<Registry>) -> Result<()> {
         }
     }
     let state = run.search(true)?;
-    println!("{}", run.search_summary(&state, 5)?);
+    print(&format!("{}\n", run.search_summary(&state, 5)?))?;
     Ok(())
 }

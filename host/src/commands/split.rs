@@ -63,6 +63,9 @@ pub struct SplitReport {
     splitter: String,
     method: &'static str,
     exact: bool,
+    /// What exact sizes assume that planning could not check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assumes: Option<String>,
     total: u128,
     trash: u128,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +160,7 @@ pub fn split_report(plan: &Plan, space: &str, rule: &str, splitter: &str, truth:
         splitter: splitter.to_string(),
         method: plan.method().name(),
         exact: plan.exact(),
+        assumes: plan.assumption().map(String::from),
         total: plan.total(),
         trash: plan.trash(),
         truth_column: truth.map(|(_, column)| column.to_string()),
@@ -198,7 +202,10 @@ pub fn run(args: &SplitArgs, registry: &Registry) -> Result<()> {
 
 /// The report as a text table with a one-line summary.
 pub fn table(r: &SplitReport) -> String {
-    let sizes = if r.exact { format!("exact ({})", r.method) } else { format!("estimated ({})", r.method) };
+    let mut sizes = if r.exact { format!("exact ({})", r.method) } else { format!("estimated ({})", r.method) };
+    if let Some(assumption) = &r.assumes {
+        sizes.push_str(&format!(", assuming {assumption}"));
+    }
     let mut out = format!(
         "space {}, rule {}, splitter {}: {} architectures ({} trash), {} subspaces, sizes {sizes}\n\n",
         r.space,

@@ -185,22 +185,27 @@ fn eval_writes_accuracies_and_rejects_bad_input() {
 
     let arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
     let out = succeeds(fewshot().args(["eval", "--arch", arch, "--run"]).arg(&run_dir));
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "arch,subspace,accuracy");
-    let fields: Vec<&str> = lines[1].rsplitn(3, ',').collect();
-    let accuracy: f64 = fields[0].parse().unwrap();
-    assert!((0.0..=100.0).contains(&accuracy), "{out}");
-    assert_eq!(fields[1], "1", "two conv edges on the longest path: subspace `count 2`");
+    let rows = parse_csv(&out);
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["arch"], arch);
+    assert_eq!(rows[0]["subspace"], "1", "two conv edges on the longest path: subspace `count 2`");
+    assert_whole_images(num(&rows[0], "accuracy"));
 
+    let none = "|none~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|";
     let list = dir.join("archs.txt");
-    fs::write(&list, format!("# two architectures\n{arch}\n|none~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|\n")).unwrap();
+    fs::write(&list, format!("# two architectures\n{arch}\n\n{none}\n")).unwrap();
     let csv = dir.join("out.csv");
     succeeds(fewshot().args(["eval", "--split", "test", "--archs"]).arg(&list).arg("--output").arg(&csv).arg("--run").arg(&run_dir));
     let written = fs::read_to_string(&csv).unwrap();
-    assert_eq!(written.lines().count(), 3, "{written}");
-    // Evaluation is deterministic.
-    succeeds(fewshot().args(["eval", "--split", "test", "--archs"]).arg(&list).arg("--output").arg(dir.join("again.csv")).arg("--run").arg(&run_dir));
-    assert_eq!(written, fs::read_to_string(dir.join("again.csv")).unwrap());
+    let rows = parse_csv(&written);
+    let listed: Vec<(&str, &str)> = rows.iter().map(|r| (r["arch"].as_str(), r["subspace"].as_str())).collect();
+    assert_eq!(listed, [(arch, "1"), (none, "0")], "in file order; no convolution: `count 0-1`");
+    rows.iter().for_each(|r| assert_whole_images(num(r, "accuracy")));
+    // --output holds what stdout shows, and evaluation is deterministic.
+    assert_eq!(written, succeeds(fewshot().args(["eval", "--split", "test", "--archs"]).arg(&list).arg("--run").arg(&run_dir)));
+    // The first architecture alone on the validation split: as in the list.
+    let on_valid = succeeds(fewshot().args(["eval", "--archs"]).arg(&list).arg("--run").arg(&run_dir));
+    assert_eq!(parse_csv(&on_valid)[0], parse_csv(&out)[0]);
 
     // With batch statistics an estimate depends on the evaluation batch size; with BatchNorm
     // recalibrated on training batches it does not, and it differs from the plain estimate.

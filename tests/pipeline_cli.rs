@@ -407,7 +407,7 @@ fn a_run_stopped_after_training_and_resumed_ends_identical_to_an_uninterrupted_o
 }
 
 #[test]
-fn constrained_searches_keep_every_candidate_within_the_limits() {
+fn search_limits_and_recalibration_take_effect() {
     let dir = temp_dir("constraints").join("run");
     succeeds(&mut train(&dir, &["--epochs", "1"]));
     // Exact full-width costs of every architecture of the space.
@@ -438,6 +438,20 @@ fn constrained_searches_keep_every_candidate_within_the_limits() {
     }
     let best = read_json(&dir.join("best.json"));
     assert!(best["flops_m"].as_f64().unwrap() <= flops_max && best["params_m"].as_f64().unwrap() <= params_max);
+
+    // A search with BatchNorm recalibration scores candidates as `eval` does with the stored
+    // setting, not as plain evaluation does.
+    succeeds(fewshot().args(["search", "--restart", "--bn-recalibrate", "2", "--run"]).arg(&dir));
+    assert_eq!(config_value(&dir, "eval.bn_recalibrate"), "2");
+    let search_csv = dir.join("search.csv");
+    let scored = estimates(&fs::read_to_string(&search_csv).unwrap());
+    let archs = ["--archs", search_csv.to_str().unwrap()];
+    assert_eq!(estimates(&succeeds(&mut eval(&dir, &archs))), scored);
+    assert_ne!(estimates(&succeeds(&mut eval(&dir, &[&archs[..], &["--bn-recalibrate", "0"]].concat()))), scored);
+
+    // A limit no architecture meets is a clear error.
+    let err = fails(fewshot().args(["search", "--restart", "--flops-max", "1", "--run"]).arg(&dir));
+    assert!(err.contains("no candidate"), "{err}");
 }
 
 /// A checkpoint's tensor shapes by name, and its tensor bytes (a safetensors file: an 8-byte

@@ -355,12 +355,19 @@ fn run_completes_every_stage_and_its_outputs_agree() {
     assert!(out.contains(&format!("Kendall tau over 12 architectures: supernets {tau:.3}")), "{out}");
     assert!(report.contains(&format!("Overall τ-b: {tau:.4}")), "{report}");
 
-    // The same command again finds every stage done and reports the same result.
-    let best_text = fs::read_to_string(dir.join("best.json")).unwrap();
-    let search_text = fs::read_to_string(dir.join("search.csv")).unwrap();
-    let repeated = succeeds(&mut cmd);
-    assert_eq!(fs::read_to_string(dir.join("best.json")).unwrap(), best_text);
-    assert_eq!(fs::read_to_string(dir.join("search.csv")).unwrap(), search_text);
+    // The same command again finds every stage done and reports the same result; a ranking
+    // interrupted after 5 predictions estimates only the other 7 and ends the same.
+    let saved: Vec<(&str, Vec<u8>)> = ["best.json", "search.csv", "predictions.csv", "rank.json"].iter().map(|f| (*f, fs::read(dir.join(f)).unwrap())).collect();
+    let predictions_text = fs::read_to_string(dir.join("predictions.csv")).unwrap();
+    let first_five: Vec<&str> = predictions_text.lines().take(1 + 5).collect();
+    fs::write(dir.join("predictions.csv"), first_five.join("\n") + "\n").unwrap();
+    fs::remove_file(dir.join("rank.json")).unwrap();
+    let (status, repeated, stderr) = run(&mut cmd);
+    assert!(status.status.success(), "{stderr}");
+    assert!(stderr.contains("estimating 7 architectures") && stderr.contains("5 already done"), "{stderr}");
+    for (file, bytes) in &saved {
+        assert!(fs::read(dir.join(file)).unwrap() == *bytes, "{file} changed");
+    }
     assert_eq!(repeated.lines().next(), out.lines().next());
 
     // `search --strategy random --restart` replaces the search with the same budget.
@@ -371,6 +378,22 @@ fn run_completes_every_stage_and_its_outputs_agree() {
     assert_eq!(best["strategy"].as_str(), Some("random"));
     assert_eq!(best["accuracy"].as_f64(), Some(random.iter().map(|r| num(r, "accuracy")).fold(f64::MIN, f64::max)));
     assert_eq!(config_value(&dir, "search.strategy"), "\"random\"", "search options are stored in config.toml");
+}
+
+#[test]
+#[ignore = "bug: a `search` refused because its settings differ from the saved search still rewrites config.toml; the original command and `run --resume` are then refused"]
+fn a_refused_search_leaves_the_run_directory_as_it_was() {
+    let dir = temp_dir("refused-search").join("run");
+    let mut cmd = fewshot();
+    cmd.arg("run").args(TINY).args(["--epochs", "1", "--out"]).arg(&dir);
+    succeeds(&mut cmd);
+    let config = fs::read_to_string(dir.join("config.toml")).unwrap();
+    // Other search settings without --restart: refused, as the saved search cannot continue.
+    let err = fails(fewshot().args(["search", "--generations", "2", "--run"]).arg(&dir));
+    assert!(err.contains("search_state.json"), "{err}");
+    assert_eq!(fs::read_to_string(dir.join("config.toml")).unwrap(), config, "config.toml changed");
+    succeeds(&mut cmd);
+    succeeds(fewshot().args(["run", "--resume", "--out"]).arg(&dir));
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! A library plugin used in a run: the example activation-space library's `act-chain` space and
-//! `round-robin` sampler, loaded with `--plugin`, through `run` and `eval --all`.
+//! A library plugin used in runs: the example activation-space library's `act-chain` space and
+//! `round-robin` sampler, loaded with `--plugin`, through `run`, `eval --all` and a resumed `train`.
 
 mod common;
 
@@ -135,4 +135,38 @@ fn a_run_on_a_library_space_with_a_library_sampler() {
     let (out, _, stderr) = run(fewshot().args(["eval", "--all", "--run"]).arg(&dir));
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no space plugin named `act-chain`"), "{stderr}");
+}
+
+#[test]
+fn a_library_sampler_resumes_from_its_checkpointed_position() {
+    let dir = temp_dir("plugin-resume");
+    // 60 training images in batches of 20: 3 steps an epoch, so round-robin ends epoch 1 midway
+    // through its 2 subspaces, and a resumed run continues correctly only from the saved position.
+    let train = |out: &Path, extra: &[&str]| {
+        let mut cmd = with_plugin();
+        cmd.arg("train")
+            .args(["--space", "act-chain:layers=3,C=8", "--sampler", "round-robin", "--epochs", "2", "--batch", "20"])
+            .args(["--set", "data.builtin_train=128", "--valid-images", "32", "--test-images", "32", "--out"])
+            .arg(out)
+            .args(extra);
+        succeeds(&mut cmd)
+    };
+    let (straight, resumed) = (dir.join("straight"), dir.join("resumed"));
+    train(&straight, &[]);
+    train(&resumed, &["--stop-after", "1"]);
+    succeeds(with_plugin().args(["train", "--resume", "--out"]).arg(&resumed));
+    let steps = |dir: &Path| -> Vec<Vec<u64>> {
+        fs::read_to_string(dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let record: serde_json::Value = serde_json::from_str(l).unwrap();
+                record["supernets"].as_array().unwrap().iter().map(|s| s["steps"].as_u64().unwrap()).collect()
+            })
+            .collect()
+    };
+    assert_eq!(steps(&straight), [[2, 1], [1, 2]], "round-robin over 3 steps an epoch");
+    assert_eq!(steps(&resumed), steps(&straight));
+    let checkpoint = |dir: &Path| fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    assert!(checkpoint(&resumed) == checkpoint(&straight), "the resumed run differs from the uninterrupted one");
 }

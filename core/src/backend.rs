@@ -1,7 +1,10 @@
 //! Compute backends and device selection.
 //!
 //! The engine is generic over burn's [`Backend`]; [`EngineBackend`] is the set of backends this
-//! build can run on: the pure-Rust `flex` CPU backend always, CUDA with the `cuda` cargo feature.
+//! build can run on: the pure-Rust `flex` CPU backend with fewshot's own kernels (the default);
+//! the `reference` CPU backend (burn's ndarray with the generic kernels every GPU backend uses,
+//! so the GPU's code path can be trained and checked on any machine); CUDA with the `cuda`
+//! cargo feature.
 //! Code that trains or evaluates is written once as a [`BackendJob`] and run on the device the
 //! user picked with [`run_on`], which instantiates it for the matching backend.
 //!
@@ -14,6 +17,10 @@ use crate::kernels::{Kernels, SupernetOps};
 
 /// The CPU backend: burn-flex (gemm + rayon + SIMD).
 pub type CpuBackend = burn::backend::Flex;
+
+/// The reference CPU backend: burn's ndarray, computing every supernet op with the generic
+/// kernels (the code path of the GPU backends), for checks rather than speed.
+pub type ReferenceBackend = burn::backend::NdArray;
 
 /// The CUDA backend (cargo feature `cuda`).
 #[cfg(feature = "cuda")]
@@ -30,17 +37,23 @@ impl EngineBackend for CpuBackend {
     const NAME: &'static str = "flex";
 }
 
+impl EngineBackend for ReferenceBackend {
+    const NAME: &'static str = "reference";
+}
+
 #[cfg(feature = "cuda")]
 impl EngineBackend for CudaBackend {
     const NAME: &'static str = "cuda";
 }
 
-/// Where to compute, as given on the command line: `cpu`, `cuda` or `cuda:N`.
+/// Where to compute, as given on the command line: `cpu`, `reference`, `cuda` or `cuda:N`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Device {
     /// The CPU (flex backend).
     #[default]
     Cpu,
+    /// The CPU through the generic kernels (reference backend): the GPU's code path, slowly.
+    Reference,
     /// The CUDA GPU with this index.
     Cuda(usize),
 }
@@ -52,13 +65,14 @@ impl FromStr for Device {
         let text = text.trim().to_ascii_lowercase();
         match text.as_str() {
             "cpu" => Ok(Device::Cpu),
+            "reference" => Ok(Device::Reference),
             "cuda" | "gpu" => Ok(Device::Cuda(0)),
             _ => match text.strip_prefix("cuda:") {
                 Some(index) => index
                     .parse()
                     .map(Device::Cuda)
                     .map_err(|_| format!("bad device `{text}`: the GPU index must be a number, e.g. cuda:0")),
-                None => Err(format!("unknown device `{text}` (expected cpu, cuda or cuda:N)")),
+                None => Err(format!("unknown device `{text}` (expected cpu, reference, cuda or cuda:N)")),
             },
         }
     }
@@ -68,6 +82,7 @@ impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => write!(f, "cpu"),
+            Device::Reference => write!(f, "reference"),
             Device::Cuda(i) => write!(f, "cuda:{i}"),
         }
     }
@@ -86,6 +101,7 @@ pub trait BackendJob {
 pub fn run_on<J: BackendJob>(device: Device, job: J) -> Result<J::Output, String> {
     match device {
         Device::Cpu => Ok(job.run::<CpuBackend>(Default::default())),
+        Device::Reference => Ok(job.run::<ReferenceBackend>(Default::default())),
         Device::Cuda(index) => run_cuda(index, job),
     }
 }
@@ -143,6 +159,7 @@ mod tests {
     #[test]
     fn devices_parse() {
         assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
+        assert_eq!("Reference".parse::<Device>(), Ok(Device::Reference));
         assert_eq!("CUDA".parse::<Device>(), Ok(Device::Cuda(0)));
         assert_eq!("cuda:3".parse::<Device>(), Ok(Device::Cuda(3)));
         assert!("cuda:x".parse::<Device>().unwrap_err().contains("number"));

@@ -18,6 +18,14 @@
 //! trains the supernets, the second is the validation set; the test set is held out. Optional
 //! stratified subsets shrink each part (e.g. 512 training images for a quick run).
 //!
+//! ## Order
+//! Every part comes in one fixed, seeded, class-mixed order ([`Dataset::mixed_order`]) drawn
+//! from the images themselves (a hash of label and pixels), never from the order the source
+//! stores them in: an ImageFolder tree is read class folder by class folder, and evaluation
+//! batches in that order would each hold one class, which batch-statistics BatchNorm
+//! normalises with that class's own statistics. The same images give the same splits, the same
+//! batches and the same estimates from any source.
+//!
 //! ## Augmentation
 //! Random crop with 4-pixel zero padding and a random horizontal flip, then per-channel
 //! normalisation (CIFAR means and standard deviations). The crop and flip of sample `i` in
@@ -91,41 +99,90 @@ impl Dataset {
         }
     }
 
-    /// Indices of every class's images, in dataset order.
-    fn by_class(&self) -> Vec<Vec<usize>> {
+    /// One key per image, from its label and pixels only, mixed with `seed`: an image keeps
+    /// its key wherever the source stores it.
+    fn content_keys(&self, seed: u64) -> Vec<u64> {
+        let mut salt = seed ^ 0x5EED_0F_1A6E;
+        let salt = crate::rng::splitmix64(&mut salt);
+        (0..self.len())
+            .into_par_iter()
+            .map(|i| {
+                let mut h = Fnv::new();
+                h.eat(&self.labels[i].to_le_bytes());
+                h.eat(self.image(i));
+                let mut x = h.finish() ^ salt;
+                crate::rng::splitmix64(&mut x)
+            })
+            .collect()
+    }
+
+    /// Indices of every class's images, each class ordered by content key (ties, which only
+    /// identical images share, by index): seeded draws from a class then depend on which
+    /// images the source holds, not on the order it stores them in.
+    fn by_class(&self, keys: &[u64]) -> Vec<Vec<usize>> {
         let mut groups = vec![Vec::new(); self.classes.len()];
         for (i, &label) in self.labels.iter().enumerate() {
             groups[label as usize].push(i);
         }
+        for group in &mut groups {
+            group.sort_unstable_by_key(|&i| (keys[i], i));
+        }
         groups
     }
 
+    /// The fixed, seeded, class-mixed order in which evaluation, ranking and search see the
+    /// images (and the order of every part [`load_splits`] returns).
+    ///
+    /// Each class's images are ordered by a seeded hash of their label and pixels, and the
+    /// classes are interleaved evenly: the `r`-th of a class's `n` images sits at position
+    /// `(r + φ) / n` of the whole, `φ ∈ [0, 1)` a seeded phase per class. So every run of
+    /// `B` consecutive images holds each class in proportion to its share, to within one
+    /// image — batch-statistics BatchNorm never normalises a batch of one class — and the order
+    /// is the same whatever order the source stores the images in (a class-sorted ImageFolder
+    /// and a shuffled CIFAR binary of the same images give identical batches).
+    pub fn mixed_order(&self, seed: u64) -> Vec<usize> {
+        let keys = self.content_keys(seed);
+        let mut placed: Vec<(f64, u64, usize)> = Vec::with_capacity(self.len());
+        for (class, group) in self.by_class(&keys).into_iter().enumerate() {
+            let phase = Rng::stream(seed, &format!("mix:{class}")).unit();
+            let n = group.len() as f64;
+            placed.extend(group.into_iter().enumerate().map(|(r, i)| ((r as f64 + phase) / n, keys[i], i)));
+        }
+        placed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        placed.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    /// The same images in [`Dataset::mixed_order`].
+    pub fn mixed(&self, seed: u64) -> Dataset {
+        self.select(&self.mixed_order(seed))
+    }
+
     /// Splits into two class-stratified parts: of every class, a seeded random half (rounded
-    /// down) goes to the first part, the rest to the second. Both keep dataset order.
+    /// down) goes to the first part, the rest to the second. Both come in
+    /// [`Dataset::mixed_order`].
     pub fn stratified_halves(&self, seed: u64) -> (Dataset, Dataset) {
         let mut rng = Rng::stream(seed, "split");
         let (mut first, mut second) = (Vec::new(), Vec::new());
-        for mut group in self.by_class() {
+        for mut group in self.by_class(&self.content_keys(seed)) {
             rng.shuffle(&mut group);
             let half = group.len() / 2;
             first.extend_from_slice(&group[..half]);
             second.extend_from_slice(&group[half..]);
         }
-        first.sort_unstable();
-        second.sort_unstable();
-        (self.select(&first), self.select(&second))
+        (self.select(&first).mixed(seed), self.select(&second).mixed(seed))
     }
 
     /// A class-stratified random subset of `count` images: every class contributes in
-    /// proportion to its size (largest remainders get the leftover images).
+    /// proportion to its size (largest remainders get the leftover images). The subset comes in
+    /// [`Dataset::mixed_order`].
     pub fn stratified_subset(&self, count: usize, seed: u64, purpose: &str) -> Result<Dataset, String> {
         if count > self.len() {
             return Err(format!("asked for {count} {purpose} images, but only {} are available", self.len()));
         }
         if count == self.len() {
-            return Ok(self.clone());
+            return Ok(self.mixed(seed));
         }
-        let groups = self.by_class();
+        let groups = self.by_class(&self.content_keys(seed));
         let total = self.len() as f64;
         let mut quota: Vec<(usize, f64)> =
             groups.iter().map(|g| ((g.len() as f64 * count as f64 / total).floor() as usize, 0.0)).collect();
@@ -150,8 +207,7 @@ impl Dataset {
             rng.shuffle(&mut group);
             chosen.extend_from_slice(&group[..take]);
         }
-        chosen.sort_unstable();
-        Ok(self.select(&chosen))
+        Ok(self.select(&chosen).mixed(seed))
     }
 }
 
@@ -233,7 +289,7 @@ pub fn load_splits(config: &DataConfig, dims: [usize; 3], classes: usize) -> Res
     let valid = pick(valid, config.valid_images, "validation")?;
     let test = match config.test_images {
         Some(n) => test.stratified_subset(n, config.split_seed, "test")?,
-        None => Arc::unwrap_or_clone(test),
+        None => test.mixed(config.split_seed),
     };
     for (part, d) in [("training", &train), ("validation", &valid), ("test", &test)] {
         if d.len() < 2 {
@@ -946,6 +1002,53 @@ mod tests {
             assert!((3..=4).contains(&count), "class {k}: {count}");
         }
         assert!(train.stratified_subset(201, 1, "training").unwrap_err().contains("201"));
+    }
+
+    /// `data` stored class by class, as an ImageFolder tree is read.
+    fn class_sorted(data: &Dataset) -> Dataset {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.sort_by_key(|&i| (data.labels[i], i));
+        data.select(&order)
+    }
+
+    /// The same images in a seeded shuffle, as a CIFAR binary stores them.
+    fn shuffled(data: &Dataset, seed: u64) -> Dataset {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        Rng::new(seed).shuffle(&mut order);
+        data.select(&order)
+    }
+
+    #[test]
+    fn every_batch_of_the_mixed_order_holds_every_class_in_proportion() {
+        let (train, _) = builtin(1000, 10, [3, 8, 8]).unwrap();
+        let sorted = class_sorted(&train);
+        let order = sorted.mixed_order(7);
+        let mut check = order.clone();
+        check.sort_unstable();
+        assert_eq!(check, (0..1000).collect::<Vec<_>>(), "a permutation");
+        for batch in order.chunks(50) {
+            let mut counts = [0usize; 10];
+            for &i in batch {
+                counts[sorted.labels[i] as usize] += 1;
+            }
+            // 10 classes of 100 images: 5 of each in every 50, to within one image.
+            assert!(counts.iter().all(|&c| (4..=6).contains(&c)), "{counts:?}");
+        }
+        assert_ne!(sorted.mixed_order(8), order, "seeded");
+    }
+
+    #[test]
+    fn splits_and_orders_do_not_depend_on_how_the_source_stores_the_images() {
+        let (train, _) = builtin(300, 10, [3, 8, 8]).unwrap();
+        let (sorted, shuffled) = (class_sorted(&train), shuffled(&train, 11));
+        assert_ne!(sorted, shuffled);
+        assert_eq!(sorted.mixed(3), shuffled.mixed(3));
+        assert_eq!(sorted.stratified_halves(3), shuffled.stratified_halves(3));
+        assert_eq!(
+            sorted.stratified_subset(120, 5, "training").unwrap(),
+            shuffled.stratified_subset(120, 5, "training").unwrap()
+        );
+        assert_eq!(sorted.stratified_subset(300, 5, "training").unwrap(), sorted.mixed(5));
     }
 
     #[test]

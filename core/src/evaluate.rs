@@ -1,6 +1,7 @@
 //! Estimating subnet accuracy with trained supernets.
 //!
-//! [`EvalSet`] turns a dataset into tensors once (fixed order, no augmentation, normalised),
+//! [`EvalSet`] turns a dataset into tensors once (in the dataset's seeded class-mixed order,
+//! [`Dataset::mixed_order`], no augmentation, normalised),
 //! so that evaluating thousands of architectures only runs forward passes. Evaluation uses the
 //! inner backend (no autodiff) and, like the reference, BatchNorm with the statistics of each
 //! evaluation batch (the reference uses batches of 512). With BN recalibration, each
@@ -24,11 +25,11 @@ pub struct EvalSet<B: EngineBackend> {
 }
 
 impl<B: EngineBackend> EvalSet<B> {
-    /// All of `data` in dataset order, in batches of `batch_size` (a final single image is
-    /// dropped: batch statistics need two).
-    pub fn new(data: &Dataset, batch_size: usize, device: &B::Device) -> Self {
-        let order: Vec<usize> = (0..data.len()).collect();
-        Self::from_indices(data, &order, batch_size, device)
+    /// All of `data` in its class-mixed order for `seed` ([`Dataset::mixed_order`]: the same
+    /// for every architecture, every run with that seed and every source of the same images),
+    /// in batches of `batch_size` (a final single image is dropped: batch statistics need two).
+    pub fn new(data: &Dataset, batch_size: usize, seed: u64, device: &B::Device) -> Self {
+        Self::from_indices(data, &data.mixed_order(seed), batch_size, device)
     }
 
     /// The first `batches` batches of `data` in a seeded order (for BN recalibration).
@@ -165,7 +166,7 @@ mod tests {
     #[test]
     fn trained_supernets_beat_chance_on_the_built_in_data() {
         let (trained, _, test_set) = trained("chance");
-        let test = EvalSet::<B>::new(&test_set, 100, &Default::default());
+        let test = EvalSet::<B>::new(&test_set, 100, 0, &Default::default());
         assert_eq!((test.images(), test.batches()), (200, 2));
         let evaluator = Evaluator::new(&trained.nets, &test);
         let pairs: Vec<(u32, Vec<u32>)> = vec![(0, vec![0, 0]), (1, vec![1, 1]), (0, vec![0, 1])];
@@ -185,7 +186,7 @@ mod tests {
         let arch = [0u32, 0];
         let calibration = EvalSet::<B>::sample(&train_set, 3, 50, 0, &device);
         assert_eq!((calibration.images(), calibration.batches()), (150, 3));
-        let (large, small) = (EvalSet::<B>::new(&test_set, 100, &device), EvalSet::<B>::new(&test_set, 4, &device));
+        let (large, small) = (EvalSet::<B>::new(&test_set, 100, 0, &device), EvalSet::<B>::new(&test_set, 4, 0, &device));
         let plain = |set| Evaluator::new(nets, set).accuracy(0, &arch).unwrap();
         let recalibrated = |set| Evaluator::new(nets, set).with_recalibration(&calibration).accuracy(0, &arch).unwrap();
 

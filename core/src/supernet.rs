@@ -822,6 +822,61 @@ pub(crate) mod tests {
         (g.finish(out), slots)
     }
 
+    /// A space of every op family the kernels have: a depthwise-separable branch (ReLU6),
+    /// a strided depthwise 5×5 with GELU, a grouped 3×3 with a fused ReLU and tanh, max and
+    /// average pools, SiLU and sigmoid; options `[4, 3]`.
+    pub(crate) fn depthwise_space() -> (Graph, Vec<Slot>) {
+        let mut g = GraphBuilder::new();
+        let x = g.input(Width::fixed(3), 8, 8);
+        let stem = g.scope("stem", |g| {
+            let c = g.conv(x, Width::scaled(8), 3, 1);
+            g.batch_norm(c)
+        });
+        let a = g.when(0, 0, |g| {
+            g.scope("sep", |g| {
+                let d = g.depthwise_conv(stem, Width::scaled(8), 3, 1);
+                let b = g.batch_norm(d);
+                let r = g.activation(b, Activation::Relu6);
+                let p = g.conv(r, Width::scaled(8), 1, 1);
+                g.batch_norm(p)
+            })
+        });
+        let b = g.when(0, 1, |g| {
+            g.scope("grouped", |g| {
+                let r = g.activation(stem, Activation::Relu);
+                let c = g.push("conv", Op::Conv { out: Width::scaled(8), kernel: 3, stride: 1, padding: 1, groups: 2, bias: false }, &[r]);
+                let b = g.batch_norm(c);
+                g.activation(b, Activation::Tanh)
+            })
+        });
+        let c = g.when(0, 2, |g| g.max_pool(stem, 3, 1, 1));
+        let d = g.when(0, 3, |g| g.activation(stem, Activation::Silu));
+        let sum = g.add(&[a, b, c, d]);
+        let down = g.when(1, 0, |g| {
+            g.scope("dw5", |g| {
+                let d = g.depthwise_conv(sum, Width::scaled(8), 5, 2);
+                let b = g.batch_norm(d);
+                g.activation(b, Activation::Gelu)
+            })
+        });
+        let pooled = g.when(1, 1, |g| g.avg_pool(sum, 3, 2, 1, false));
+        let squashed = g.when(1, 2, |g| {
+            let p = g.avg_pool(sum, 2, 2, 0, true);
+            g.activation(p, Activation::Sigmoid)
+        });
+        let mixed = g.add(&[down, pooled, squashed]);
+        let out = g.scope("head", |g| {
+            let b = g.batch_norm(mixed);
+            let p = g.global_avg_pool(b);
+            g.linear(p, Width::fixed(10), true)
+        });
+        let slots = vec![
+            Slot::new("block", &["sep", "grouped", "maxpool", "silu"]),
+            Slot::new("down", &["dw5", "avgpool", "sigmoid"]),
+        ];
+        (g.finish(out), slots)
+    }
+
     pub(crate) fn images(n: usize, c: usize, hw: usize, seed: u64) -> Tensor<B, 4> {
         let mut rng = Rng::new(seed);
         let values: Vec<f32> = (0..n * c * hw * hw).map(|_| rng.normal() as f32).collect();

@@ -411,10 +411,13 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<(), String> {
 pub(crate) mod tests {
     use super::*;
     use crate::{
-        backend::CpuBackend,
+        backend::{CpuBackend, ReferenceBackend},
         data::builtin,
         rng::Rng,
-        supernet::{tests::small_space, NormMode},
+        supernet::{
+            tests::{depthwise_space, small_space},
+            NormMode,
+        },
     };
 
     /// One uniformly random architecture per supernet per step (the `sbs` sampler over an
@@ -503,6 +506,41 @@ pub(crate) mod tests {
         assert!(train::<CpuBackend>(fresh, &mut source(1), &device).err().unwrap().contains("no checkpoint"));
         let _ = fs::remove_dir_all(&straight_dir);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The largest difference between two sets of supernet weights, relative to the largest
+    /// weight.
+    fn weight_distance(a: &[Vec<Vec<f32>>], b: &[Vec<Vec<f32>>]) -> f32 {
+        let flat = |w: &[Vec<Vec<f32>>]| w.iter().flatten().flatten().copied().collect::<Vec<f32>>();
+        let (a, b) = (flat(a), flat(b));
+        assert_eq!(a.len(), b.len());
+        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+    }
+
+    #[test]
+    fn the_generic_kernels_train_like_the_direct_kernels_on_every_op_family() {
+        // The generic kernels are what the GPU backends run; the reference backend runs them on
+        // the CPU. Same init, same batches: after a few SGD steps the weights agree.
+        let (graph, slots) = depthwise_space();
+        let layout = Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap());
+        let data = Arc::new(builtin(48, 2, [3, 8, 8]).unwrap().0);
+        let steps = || UniformSteps { rng: Rng::new(3), options: vec![4, 3], supernets: 2 };
+        let run = |name: &str| TrainRun { layout: layout.clone(), ..tiny_run(&temp_dir(name), 2, data.clone()) };
+        let direct = train::<CpuBackend>(run("direct"), &mut steps(), &Default::default()).unwrap();
+        let generic = train::<ReferenceBackend>(run("generic"), &mut steps(), &Default::default()).unwrap();
+        let moved = weight_distance(&direct.nets.to_host(), &fresh_weights(&layout));
+        let apart = weight_distance(&direct.nets.to_host(), &generic.nets.to_host());
+        assert!(moved > 1e-2, "training moved the weights ({moved})");
+        assert!(apart < 1e-4, "direct and generic kernels disagree: {apart} (moved {moved})");
+        for name in ["direct", "generic"] {
+            let _ = fs::remove_dir_all(temp_dir(name));
+        }
+    }
+
+    /// The weights a run starts from (its seeded initialisation).
+    fn fresh_weights(layout: &Arc<SupernetLayout>) -> Vec<Vec<Vec<f32>>> {
+        crate::supernet::Supernets::<CpuBackend>::new(layout.clone(), 2, 4, &Default::default()).to_host()
     }
 
     #[test]

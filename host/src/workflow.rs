@@ -590,7 +590,7 @@ where
 
     fn run<B: EngineBackend>(self, device: B::Device) -> Result<T, String> {
         let loaded = checkpoint::load::<B>(&self.checkpoint, self.layout, self.supernets, &device)?;
-        let set = EvalSet::<B>::new(&self.images, self.batch_size, &device);
+        let set = EvalSet::<B>::new(&self.images, self.batch_size, self.seed, &device);
         let calibration = self
             .recalibrate
             .as_ref()

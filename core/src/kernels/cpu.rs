@@ -13,7 +13,7 @@ use fewshot_sdk::Activation;
 use rayon::prelude::*;
 
 use super::{
-    from_prim, generic_conv, generic_conv_backward, into_prim,
+    grouped::{self, GroupedGeom, DENSE_GROUP},
     matmul::{broadcast, dot_grid, Packed, Taps, View, ViewMut, PANEL},
     ConvSpec, Kernels, PoolSpec,
 };
@@ -159,7 +159,7 @@ fn sum_and_squares(x: &[f32]) -> (f64, f64) {
 
 
 /// The output columns `ow` whose input column `ow·stride + offset` lies in `0..width`.
-fn valid_range(out: usize, width: usize, stride: usize, offset: isize) -> (usize, usize) {
+pub(super) fn valid_range(out: usize, width: usize, stride: usize, offset: isize) -> (usize, usize) {
     let s = stride as isize;
     let lo = if offset >= 0 { 0 } else { ((-offset) + s - 1) / s };
     let hi = (width as isize - offset + s - 1).div_euclid(s).clamp(0, out as isize);
@@ -916,12 +916,48 @@ fn pool_backward(x: &[f32], dy: &[f32], planes: usize, h: usize, w: usize, spec:
     dx
 }
 
+/// A grouped convolution wide enough per group for the dense kernels: each group's contiguous
+/// channel block of x, w and y as a convolution of its own.
+fn grouped_dense_forward(x: &[f32], w: &[f32], g: GroupedGeom) -> Vec<f32> {
+    let groups = g.spec.groups;
+    let dense = dense_geom(g);
+    let (x_len, w_len) = (x.len() / groups, w.len() / groups);
+    (0..groups).flat_map(|i| conv_forward(&x[i * x_len..][..x_len], &w[i * w_len..][..w_len], dense)).collect()
+}
+
+/// Backward of [`grouped_dense_forward`].
+fn grouped_dense_backward(x: &[f32], w: &[f32], dy: &[f32], g: GroupedGeom, need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>) {
+    let groups = g.spec.groups;
+    let dense = dense_geom(g);
+    let (x_len, w_len, dy_len) = (x.len() / groups, w.len() / groups, dy.len() / groups);
+    let (mut dx, mut dw) = (Vec::with_capacity(if need_dx { x.len() } else { 0 }), Vec::with_capacity(w.len()));
+    for i in 0..groups {
+        let (dxi, dwi) = conv_backward(&x[i * x_len..][..x_len], &w[i * w_len..][..w_len], &dy[i * dy_len..][..dy_len], dense, need_dx);
+        dx.extend(dxi.unwrap_or_default());
+        dw.extend(dwi);
+    }
+    (need_dx.then_some(dx), dw)
+}
+
+/// One group of a grouped convolution as a dense one.
+fn dense_geom(g: GroupedGeom) -> ConvGeom {
+    let spec = ConvSpec { groups: 1, ..g.spec };
+    ConvGeom { cin: g.cin_group(), n: g.n, h: g.h, w: g.w, cout: g.cout_group(), ho: g.ho, wo: g.wo, spec }
+}
+
 impl Kernels for Flex {
     fn conv_forward(x: FloatTensor<Self>, w: FloatTensor<Self>, spec: ConvSpec) -> FloatTensor<Self> {
+        let (xd, wd): ([usize; 4], [usize; 4]) = (dims(&x), dims(&w));
         if spec.groups != 1 {
-            return into_prim(generic_conv::<Flex>(from_prim(x), from_prim(w), spec));
+            let g = GroupedGeom::new(xd, wd, spec);
+            let y = if g.cin_group() >= DENSE_GROUP {
+                grouped_dense_forward(&values(&x), &values(&w), g)
+            } else {
+                grouped::forward(&values(&x), &values(&w), g)
+            };
+            return tensor(y, [g.cout, g.n, g.ho, g.wo]);
         }
-        let g = ConvGeom::new(dims(&x), dims(&w), spec);
+        let g = ConvGeom::new(xd, wd, spec);
         let y = conv_forward(&values(&x), &values(&w), g);
         tensor(y, [g.cout, g.n, g.ho, g.wo])
     }
@@ -933,13 +969,18 @@ impl Kernels for Flex {
         spec: ConvSpec,
         need_dx: bool,
     ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
-        if spec.groups != 1 {
-            return generic_conv_backward::<Flex>(x, w, dy, spec, need_dx);
-        }
-        let wd: [usize; 4] = dims(&w);
-        let g = ConvGeom::new(dims(&x), wd, spec);
-        let (dx, dw) = conv_backward(&values(&x), &values(&w), &values(&dy), g, need_dx);
-        (dx.map(|dx| tensor(dx, [g.cin, g.n, g.h, g.w])), tensor(dw, wd))
+        let (xd, wd): ([usize; 4], [usize; 4]) = (dims(&x), dims(&w));
+        let (dx, dw) = if spec.groups != 1 {
+            let g = GroupedGeom::new(xd, wd, spec);
+            if g.cin_group() >= DENSE_GROUP {
+                grouped_dense_backward(&values(&x), &values(&w), &values(&dy), g, need_dx)
+            } else {
+                grouped::backward(&values(&x), &values(&w), &values(&dy), g, need_dx)
+            }
+        } else {
+            conv_backward(&values(&x), &values(&w), &values(&dy), ConvGeom::new(xd, wd, spec), need_dx)
+        };
+        (dx.map(|dx| tensor(dx, xd)), tensor(dw, wd))
     }
 
     fn bn_forward(x: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
@@ -1018,7 +1059,10 @@ impl Kernels for Flex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::{generic_act, generic_bn, generic_gap, generic_pool, vjp};
+    use crate::kernels::{
+        from_prim, generic_act, generic_act_backward, generic_bn, generic_conv, generic_conv_backward, generic_gap, generic_pool,
+        generic_pool_backward, into_prim, vjp,
+    };
     use burn::tensor::Tensor;
 
     fn random(shape: [usize; 4], seed: u64) -> FlexTensor {
@@ -1049,7 +1093,17 @@ mod tests {
             ([4, 2, 9, 9], 8, ConvSpec { kernel: 3, stride: 2, padding: 1, groups: 1, relu_input: true }),
             ([2, 3, 8, 8], 3, ConvSpec { kernel: 5, stride: 1, padding: 2, groups: 1, relu_input: false }),
             ([2, 3, 6, 6], 4, ConvSpec { kernel: 1, stride: 2, padding: 0, groups: 1, relu_input: false }),
+            // Grouped: depthwise (stride 1 and 2, kernels 3/5/7, with and without the fused ReLU),
+            // a depthwise multiplier, small groups, and groups wide enough for the dense path.
             ([4, 2, 6, 6], 4, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 4, relu_input: false }),
+            ([6, 3, 9, 9], 6, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 6, relu_input: true }),
+            ([6, 3, 9, 9], 6, ConvSpec { kernel: 3, stride: 2, padding: 1, groups: 6, relu_input: false }),
+            ([5, 2, 8, 8], 5, ConvSpec { kernel: 5, stride: 1, padding: 2, groups: 5, relu_input: false }),
+            ([5, 2, 8, 7], 5, ConvSpec { kernel: 7, stride: 2, padding: 3, groups: 5, relu_input: true }),
+            ([4, 2, 6, 6], 8, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 4, relu_input: false }),
+            ([6, 3, 7, 7], 4, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 2, relu_input: true }),
+            ([32, 2, 6, 6], 4, ConvSpec { kernel: 3, stride: 2, padding: 1, groups: 2, relu_input: true }),
+            ([32, 2, 5, 5], 6, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 2, relu_input: false }),
         ];
         for (i, (xs, cout, spec)) in cases.into_iter().enumerate() {
             let x = random(xs, i as u64);
@@ -1061,9 +1115,15 @@ mod tests {
             let (dx, dw) = Flex::conv_backward(x.clone(), w.clone(), dy.clone(), spec, true);
             let dx = dx.unwrap();
             let [dx_want, dw_want] =
-                vjp::<Flex, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
+                vjp::<Flex, 4, 2>([x.clone(), w.clone()], dy.clone(), |v| generic_conv(v[0].clone(), v[1].clone(), spec));
             close(&dx, &dx_want, &format!("conv dx {spec:?}"));
             close(&dw, &dw_want, &format!("conv dw {spec:?}"));
+            let (generic_dx, generic_dw) = generic_conv_backward::<Flex>(x.clone(), w.clone(), dy.clone(), spec, true);
+            close(&generic_dx.unwrap(), &dx_want, &format!("generic conv dx {spec:?}"));
+            close(&generic_dw, &dw_want, &format!("generic conv dw {spec:?}"));
+            let (no_dx, dw_only) = Flex::conv_backward(x, w, dy, spec, false);
+            assert!(no_dx.is_none());
+            close(&dw_only, &dw_want, &format!("conv dw without dx {spec:?}"));
         }
     }
 
@@ -1098,8 +1158,9 @@ mod tests {
             close(&y, &into_prim(generic_pool::<Flex>(from_prim(x.clone()), spec)), &format!("pool {spec:?}"));
             let dy = random(dims(&y), 20 + i as u64);
             let dx = Flex::pool_backward(x.clone(), dy.clone(), spec);
-            let [want] = vjp::<Flex, 4, 1>([x], dy, |v| generic_pool(v[0].clone(), spec));
+            let [want] = vjp::<Flex, 4, 1>([x.clone()], dy.clone(), |v| generic_pool(v[0].clone(), spec));
             close(&dx, &want, &format!("pool backward {spec:?}"));
+            close(&generic_pool_backward::<Flex>(x, dy, spec), &want, &format!("generic pool backward {spec:?}"));
         }
     }
 
@@ -1113,6 +1174,8 @@ mod tests {
             let dx = Flex::act_backward(kind, x.clone(), dy.clone());
             let [want] = vjp::<Flex, 4, 1>([x.clone()], dy.clone(), |v| generic_act(kind, v[0].clone()));
             close(&dx, &want, &format!("{} backward", kind.name()));
+            let generic = generic_act_backward::<Flex, 4>(kind, from_prim(x.clone()), from_prim(dy.clone()));
+            close(&into_prim(generic), &want, &format!("generic {} backward", kind.name()));
         }
         let g = Flex::gap_forward(x.clone());
         let want: Tensor<Flex, 2> = generic_gap(from_prim(x.clone()));

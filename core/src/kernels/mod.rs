@@ -5,10 +5,13 @@
 //! product per block of images and batch statistics are contiguous row reductions.
 //!
 //! [`Kernels`] is implemented by each inner backend. Every method has a generic default written
-//! with burn's tensor ops (backward passes as vector-Jacobian products through burn's own
-//! autodiff), which the CUDA backend uses; the flex CPU backend overrides all of them with
-//! direct kernels ([`cpu`]) because burn-flex's generic ops are several times slower than
-//! PyTorch on these small, channel-poor tensors.
+//! with burn's plain tensor and module ops — backward passes included (burn's own convolution
+//! and pooling backward ops, closed-form activation derivatives), never a nested autodiff
+//! pass, which would block on burn-autodiff's graph lock inside the outer backward. The CUDA
+//! backend uses these defaults, and so does the `reference` backend (burn's ndarray, on the
+//! CPU), which is how CI trains through exactly the GPU's code path. The flex CPU backend
+//! overrides all of them with direct kernels ([`cpu`]) because burn-flex's generic ops are
+//! several times slower than PyTorch on these small, channel-poor tensors.
 //!
 //! [`SupernetOps`] is the tensor-level interface the supernet forward pass is written against.
 //! It is implemented for the inner backends (evaluation) and for `Autodiff<B>` (training),
@@ -17,10 +20,10 @@
 
 pub mod autodiff;
 pub mod cpu;
+mod grouped;
 pub mod matmul;
 
 use burn::{
-    backend::Autodiff,
     tensor::{
         activation,
         backend::Backend,
@@ -91,12 +94,15 @@ pub(crate) fn into_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTen
 }
 
 /// Gradients of `sum(f(inputs) · dy)` with respect to each input: the vector-Jacobian product
-/// of `f` at `inputs`, computed with burn's autodiff. Used by the generic backward defaults.
+/// of `f` at `inputs` through burn's autodiff — the independent reference the tests hold the
+/// hand-written backward passes against (never called inside a backward pass).
+#[cfg(test)]
 pub(crate) fn vjp<B: Backend, const D: usize, const N: usize>(
     inputs: [FloatTensor<B>; N],
     dy: FloatTensor<B>,
-    f: impl FnOnce(&[Tensor<Autodiff<B>, 4>]) -> Tensor<Autodiff<B>, D>,
+    f: impl FnOnce(&[Tensor<burn::backend::Autodiff<B>, 4>]) -> Tensor<burn::backend::Autodiff<B>, D>,
 ) -> [FloatTensor<B>; N] {
+    use burn::backend::Autodiff;
     let leaves: Vec<Tensor<Autodiff<B>, 4>> = inputs
         .into_iter()
         .map(|x| Tensor::from_inner(from_prim::<B, 4>(x)).require_grad())
@@ -138,7 +144,7 @@ pub(crate) fn generic_pool<B: Backend>(x: Tensor<B, 4>, s: PoolSpec) -> Tensor<B
     y.swap_dims(0, 1)
 }
 
-/// Gradients of [`generic_conv`] through burn's autodiff: (dx when `need_dx`, dw).
+/// Gradients of [`generic_conv`] with burn's convolution backward ops: (dx when `need_dx`, dw).
 pub(crate) fn generic_conv_backward<B: Backend>(
     x: FloatTensor<B>,
     w: FloatTensor<B>,
@@ -146,8 +152,59 @@ pub(crate) fn generic_conv_backward<B: Backend>(
     spec: ConvSpec,
     need_dx: bool,
 ) -> (Option<FloatTensor<B>>, FloatTensor<B>) {
-    let [dx, dw] = vjp::<B, 4, 2>([x, w], dy, |v| generic_conv(v[0].clone(), v[1].clone(), spec));
-    (need_dx.then_some(dx), dw)
+    let x = from_prim::<B, 4>(x);
+    let input = if spec.relu_input { activation::relu(x.clone()) } else { x.clone() };
+    let input = into_prim(input.swap_dims(0, 1));
+    let dy = into_prim(from_prim::<B, 4>(dy).swap_dims(0, 1));
+    let dw = B::conv2d_weight_backward(input.clone(), w.clone(), dy.clone(), spec.options());
+    let dx = need_dx.then(|| {
+        let dx = from_prim::<B, 4>(B::conv2d_x_backward(input, w, dy, spec.options())).swap_dims(0, 1);
+        into_prim(if spec.relu_input { dx.mask_fill(x.lower_equal_elem(0.0), 0.0) } else { dx })
+    });
+    (dx, dw)
+}
+
+/// Gradient of [`generic_pool`] with burn's pooling backward ops.
+pub(crate) fn generic_pool_backward<B: Backend>(x: FloatTensor<B>, dy: FloatTensor<B>, s: PoolSpec) -> FloatTensor<B> {
+    let x = into_prim(from_prim::<B, 4>(x).swap_dims(0, 1));
+    let dy = into_prim(from_prim::<B, 4>(dy).swap_dims(0, 1));
+    let (k, stride, pad) = ([s.kernel; 2], [s.stride; 2], [s.padding; 2]);
+    let dx = if s.average {
+        B::avg_pool2d_backward(x, dy, k, stride, pad, s.count_include_pad, false)
+    } else {
+        let indices = B::max_pool2d_with_indices(x.clone(), k, stride, pad, [1, 1], false).indices;
+        B::max_pool2d_with_indices_backward(x, k, stride, pad, [1, 1], false, dy, indices).x_grad
+    };
+    into_prim(from_prim::<B, 4>(dx).swap_dims(0, 1))
+}
+
+/// Gradient of [`generic_act`] from its input, in closed form (the derivatives the CPU
+/// kernels use: ReLU and ReLU6 pass the gradient strictly inside their linear range).
+pub(crate) fn generic_act_backward<B: Backend, const D: usize>(
+    kind: Activation,
+    x: Tensor<B, D>,
+    dy: Tensor<B, D>,
+) -> Tensor<B, D> {
+    match kind {
+        Activation::Relu => dy.mask_fill(x.lower_equal_elem(0.0), 0.0),
+        Activation::Relu6 => dy.mask_fill(x.clone().lower_equal_elem(0.0).bool_or(x.greater_equal_elem(6.0)), 0.0),
+        Activation::Tanh => dy * activation::tanh(x).square().neg().add_scalar(1.0),
+        Activation::Gelu => {
+            let cdf = x.clone().mul_scalar(std::f64::consts::FRAC_1_SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5);
+            let pdf = x.clone().square().mul_scalar(-0.5).exp().mul_scalar(0.398_942_280_401_432_7);
+            dy * (cdf + x * pdf)
+        }
+        Activation::Sigmoid => {
+            let s = activation::sigmoid(x);
+            dy * (s.clone() * s.neg().add_scalar(1.0))
+        }
+        Activation::Silu => {
+            let s = activation::sigmoid(x.clone());
+            let one_minus = s.clone().neg().add_scalar(1.0);
+            dy * (s * (x * one_minus).add_scalar(1.0))
+        }
+        other => unreachable!("activation {other:?} is rejected when the layout is built"),
+    }
 }
 
 pub(crate) fn generic_act<B: Backend, const D: usize>(kind: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -218,8 +275,7 @@ pub trait Kernels: Backend {
 
     /// Pooling backward (from the input `x`).
     fn pool_backward(x: FloatTensor<Self>, dy: FloatTensor<Self>, spec: PoolSpec) -> FloatTensor<Self> {
-        let [dx] = vjp::<Self, 4, 1>([x], dy, |v| generic_pool(v[0].clone(), spec));
-        dx
+        generic_pool_backward::<Self>(x, dy, spec)
     }
 
     /// Element-wise activation.
@@ -229,8 +285,7 @@ pub trait Kernels: Backend {
 
     /// Activation backward (from the input `x`).
     fn act_backward(kind: Activation, x: FloatTensor<Self>, dy: FloatTensor<Self>) -> FloatTensor<Self> {
-        let [dx] = vjp::<Self, 4, 1>([x], dy, |v| generic_act(kind, v[0].clone()));
-        dx
+        into_prim(generic_act_backward::<Self, 4>(kind, from_prim(x), from_prim(dy)))
     }
 
     /// Global average pooling `[C, N, H, W]` → `[N, C]`.
@@ -246,6 +301,8 @@ pub trait Kernels: Backend {
     }
 }
 
+/// The generic kernels, on the CPU (the GPU's code path, checked in CI).
+impl Kernels for crate::backend::ReferenceBackend {}
 #[cfg(feature = "cuda")]
 impl Kernels for crate::backend::CudaBackend {}
 
@@ -311,6 +368,7 @@ macro_rules! inner_supernet_ops {
 }
 
 inner_supernet_ops!(crate::backend::CpuBackend);
+inner_supernet_ops!(crate::backend::ReferenceBackend);
 #[cfg(feature = "cuda")]
 inner_supernet_ops!(crate::backend::CudaBackend);
 

@@ -48,7 +48,7 @@ pub struct StepArgs {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 5)]
     warmup: usize,
-    /// Compute device: cpu, cuda or cuda:N.
+    /// Compute device: cpu, reference (the GPU code path on the CPU, for checks), cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: Device,
     /// CPU threads (default: all cores).

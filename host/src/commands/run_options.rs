@@ -36,7 +36,7 @@ pub struct RunOptions {
     /// Seed of every random choice.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Compute device: cpu, cuda or cuda:N.
+    /// Compute device: cpu, reference (the GPU code path on the CPU, for checks), cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
     /// Images: a CIFAR-10 binary folder or an ImageFolder tree (default: built-in generated

@@ -90,12 +90,21 @@ fn mobilenet_sizes_are_exact_integers() {
 fn other_splitters_from_the_command_line() {
     assert_eq!(sizes(&split_json(&["--splitter", "edge-op"])), vec![3125; 5]);
     assert_eq!(sizes(&split_json(&["--splitter", "none"])), vec![15_625]);
+    // Exact: NB201's 28 distinct FLOPs values cut by cumulative midpoint (see core/tests/plan.rs),
+    // in increasing, disjoint ranges.
     let flops = split_json(&["--splitter", "flops:k=3"]);
-    assert_eq!(flops["subspaces"].as_array().unwrap().len(), 3);
+    assert_eq!(sizes(&flops), vec![5554, 4686, 5385]);
     assert!(labels(&flops).iter().all(|l| l.starts_with("flops ")));
+    let subspaces = flops["subspaces"].as_array().unwrap();
+    for pair in subspaces.windows(2) {
+        assert!(pair[0]["flops_m_max"].as_f64() < pair[1]["flops_m_min"].as_f64(), "{pair:?}");
+    }
+    assert_eq!((subspaces[0]["flops_m_min"].as_f64(), subspaces[2]["flops_m_max"].as_f64()), (Some(7.78305), Some(220.11969)));
     let a = split_json(&["--splitter", "random:k=3", "--seed", "4"]);
     let b = split_json(&["--splitter", "random:k=3", "--seed", "4"]);
+    let c = split_json(&["--splitter", "random:k=3", "--seed", "5"]);
     assert_eq!(sizes(&a), sizes(&b));
+    assert_ne!(sizes(&a), sizes(&c), "the seed fixes the random split");
     assert_eq!(sizes(&a).iter().sum::<u64>(), 15_625);
 }
 

@@ -145,33 +145,74 @@ mod tests {
     use crate::{
         backend::CpuBackend,
         data::builtin,
-        train::{tests::{source, tiny_run}, train, TrainRun},
+        train::{tests::{source, tiny_run}, train, Trained, TrainRun},
     };
 
-    #[test]
-    fn trained_supernets_beat_chance_on_the_built_in_data() {
+    type B = CpuBackend;
+
+    /// Supernets of the small test space trained for 4 epochs on 600 built-in images, and 200
+    /// test images.
+    fn trained(name: &str) -> (Trained<B>, Dataset, Dataset) {
         let (train_set, test_set) = builtin(600, 200, [3, 8, 8]).unwrap();
-        let device = Default::default();
-        let dir = std::env::temp_dir().join(format!("fewshot-eval-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("fewshot-eval-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut run = TrainRun { ..tiny_run(&dir, 4, Arc::new(train_set.clone())) };
         run.config.schedule = crate::optim::LrSchedule::CosineEpoch { base: 0.1, min: 0.01 };
-        let trained = train::<CpuBackend>(run, &mut source(3), &device).unwrap();
-        let test = EvalSet::<CpuBackend>::new(&test_set, 100, 0, &device);
+        let trained = train::<B>(run, &mut source(3), &Default::default()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        (trained, train_set, test_set)
+    }
+
+    #[test]
+    fn trained_supernets_beat_chance_on_the_built_in_data() {
+        let (trained, _, test_set) = trained("chance");
+        let test = EvalSet::<B>::new(&test_set, 100, 0, &Default::default());
         assert_eq!((test.images(), test.batches()), (200, 2));
         let evaluator = Evaluator::new(&trained.nets, &test);
         let pairs: Vec<(u32, Vec<u32>)> = vec![(0, vec![0, 0]), (1, vec![1, 1]), (0, vec![0, 1])];
         let accuracies = evaluator.accuracy_many(&pairs, false).unwrap();
         assert!(accuracies.iter().all(|&a| a > 25.0), "well above the 10% of chance: {accuracies:?}");
         assert_eq!(evaluator.accuracy(0, &[0, 0]).unwrap(), accuracies[0], "deterministic");
-
-        let calibration = EvalSet::<CpuBackend>::sample(&train_set, 3, 50, 0, &device);
-        assert_eq!(calibration.images(), 150);
-        let recalibrated = Evaluator::new(&trained.nets, &test).with_recalibration(&calibration);
-        let a = recalibrated.accuracy(0, &[0, 0]).unwrap();
-        assert!(a > 25.0, "{a}");
         assert!(evaluator.accuracy(5, &[0, 0]).unwrap_err().contains("subspace 5"));
         assert!(evaluator.accuracy(0, &[9, 0]).is_err());
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn recalibration_evaluates_with_the_statistics_of_the_training_batches() {
+        let (trained, train_set, test_set) = trained("recalibrate");
+        let device = Default::default();
+        let nets = &trained.nets;
+        // Architecture [0, 0] of supernet 0: three BatchNorms on its path.
+        let arch = [0u32, 0];
+        let calibration = EvalSet::<B>::sample(&train_set, 3, 50, 0, &device);
+        assert_eq!((calibration.images(), calibration.batches()), (150, 3));
+        let (large, small) = (EvalSet::<B>::new(&test_set, 100, 0, &device), EvalSet::<B>::new(&test_set, 4, 0, &device));
+        let plain = |set| Evaluator::new(nets, set).accuracy(0, &arch).unwrap();
+        let recalibrated = |set| Evaluator::new(nets, set).with_recalibration(&calibration).accuracy(0, &arch).unwrap();
+
+        // The statistics recorded over the calibration batches are not an evaluation batch's.
+        let mut record = BnStats::Record(RunningStats::new());
+        for (x, _) in &calibration.batches {
+            let _ = nets.logits(0, &arch, x.clone(), &mut record);
+        }
+        let BnStats::Record(stats) = record else { unreachable!() };
+        let mut fixed = BnStats::Fixed(stats);
+        let mut correct = 0;
+        let mut largest_change = 0f32;
+        for (x, labels) in &small.batches {
+            let with_batch = tensor_to_vec(nets.logits(0, &arch, x.clone(), &mut BnStats::Batch));
+            let with_fixed = tensor_to_vec(nets.logits(0, &arch, x.clone(), &mut fixed));
+            largest_change = with_batch.iter().zip(&with_fixed).map(|(a, b)| (a - b).abs()).fold(largest_change, f32::max);
+            correct += count_correct(&with_fixed, labels, nets.layout().classes());
+        }
+        assert!(largest_change > 0.1, "recorded statistics give the logits of batch statistics (max change {largest_change})");
+        // The recalibrating evaluator scores exactly with those statistics.
+        assert_eq!(recalibrated(&small), 100.0 * correct as f64 / small.images() as f64);
+
+        // Batch statistics make the estimate depend on the evaluation batch size; fixed ones do
+        // not, so recalibration changes the estimate where the batches are small.
+        assert_ne!(plain(&small), plain(&large), "4-image batch statistics are not 100-image ones");
+        assert_eq!(recalibrated(&small), recalibrated(&large));
+        assert_ne!(recalibrated(&small), plain(&small));
     }
 }

@@ -381,7 +381,6 @@ fn run_completes_every_stage_and_its_outputs_agree() {
 }
 
 #[test]
-#[ignore = "bug: a `search` refused because its settings differ from the saved search still rewrites config.toml; the original command and `run --resume` are then refused"]
 fn a_refused_search_leaves_the_run_directory_as_it_was() {
     let dir = temp_dir("refused-search").join("run");
     let mut cmd = fewshot();
@@ -391,6 +390,7 @@ fn a_refused_search_leaves_the_run_directory_as_it_was() {
     // Other search settings without --restart: refused, as the saved search cannot continue.
     let err = fails(fewshot().args(["search", "--generations", "2", "--run"]).arg(&dir));
     assert!(err.contains("search_state.json"), "{err}");
+    assert!(err.contains("generations 1, now 2") && err.contains("--restart"), "{err}");
     assert_eq!(fs::read_to_string(dir.join("config.toml")).unwrap(), config, "config.toml changed");
     succeeds(&mut cmd);
     succeeds(fewshot().args(["run", "--resume", "--out"]).arg(&dir));

@@ -312,6 +312,21 @@ fn check_arch(arch: &[u32], option_counts: &[u32]) -> Result<(), String> {
     }
 }
 
+/// The settings that differ, as `name old, now new` (e.g. `generations 4, now 2`).
+fn settings_diff(old: &SearchConfig, new: &SearchConfig) -> String {
+    let as_map = |c: &SearchConfig| match serde_json::to_value(c) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => unreachable!("search settings serialise to an object"),
+    };
+    let (old, new) = (as_map(old), as_map(new));
+    let changed: Vec<String> = old
+        .iter()
+        .filter(|(key, value)| new.get(*key) != Some(value))
+        .map(|(key, value)| format!("{key} {value}, now {}", new.get(key).unwrap_or(&serde_json::Value::Null)))
+        .collect();
+    changed.join("; ")
+}
+
 impl SearchState {
     /// A new search over architectures with these per-slot option counts; all randomness comes
     /// from `Rng::stream(seed, "search")`.
@@ -352,7 +367,7 @@ impl SearchState {
         }
         let state = SearchState::load(path)?;
         let mismatch = if state.config != config {
-            Some(format!("settings {:?}, now {:?}", state.config, config))
+            Some(format!("settings {}", settings_diff(&state.config, &config)))
         } else if state.seed != seed {
             Some(format!("seed {}, now {seed}", state.seed))
         } else if state.option_counts != option_counts {
@@ -363,7 +378,9 @@ impl SearchState {
         match mismatch {
             Some(what) => Err(SearchError::State {
                 path: path.into(),
-                message: format!("this search was started with {what}; resume with the same ones or start afresh"),
+                message: format!(
+                    "this search was started with {what}; resume with the same ones, or discard the saved search and start afresh (`fewshot search --restart`)"
+                ),
             }),
             None => Ok(state),
         }

@@ -197,9 +197,7 @@ impl Run {
     /// split; constraints use exact costs at full width.
     pub fn search(&self, progress: bool) -> Result<SearchState> {
         let state_path = self.file(SEARCH_STATE_FILE);
-        let config = self.config.search_config()?;
-        let mut state = SearchState::open(&state_path, config, self.config.seed, self.plan.option_counts().to_vec())
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut state = self.open_search()?;
         let mut candidates = PlanCandidates { plan: &self.plan, limits: self.limits() };
         let total = state.config().generations + 1;
         self.with_evaluator(EvalSplit::Valid, |eval| {
@@ -217,6 +215,14 @@ impl Run {
         })?;
         self.write_search_results(&state)?;
         Ok(state)
+    }
+
+    /// The saved search state (a fresh one where none is saved); an error when the saved one
+    /// was started with other settings, seed or space.
+    pub fn open_search(&self) -> Result<SearchState> {
+        let config = self.config.search_config()?;
+        SearchState::open(&self.file(SEARCH_STATE_FILE), config, self.config.seed, self.plan.option_counts().to_vec())
+            .map_err(|e| anyhow!("{e}"))
     }
 
     /// Writes `plan.json` (the split, with ground-truth statistics when a truth table is set)

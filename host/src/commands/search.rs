@@ -35,15 +35,18 @@ pub fn run(args: &SearchArgs, registry: Arc<Registry>) -> Result<()> {
     let before = run.config.clone();
     args.search.apply(&mut run.config);
     run.config.validate()?;
-    if run.config != before {
-        let path = run.file(CONFIG_FILE);
-        write_atomic(&path, run.config.to_toml()?.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-    }
     if args.restart {
         let state = run.file(SEARCH_STATE_FILE);
         if state.exists() {
             std::fs::remove_file(&state).with_context(|| format!("cannot remove {}", state.display()))?;
         }
+    } else {
+        // Refuse settings the saved search cannot continue with before anything is written.
+        run.open_search()?;
+    }
+    if run.config != before {
+        let path = run.file(CONFIG_FILE);
+        write_atomic(&path, run.config.to_toml()?.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let state = run.search(true)?;
     print(&format!("{}\n", run.search_summary(&state, 5)?))?;

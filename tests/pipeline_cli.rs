@@ -559,3 +559,46 @@ fn bad_configurations_are_clear_errors() {
     let err = fails(fewshot().args(["run", "--config"]).arg(&toml).arg("--out").arg(dir.join("e")));
     assert!(err.contains("bad.toml"), "{err}");
 }
+
+/// Per epoch: (loss, accuracy) of every supernet, from metrics.jsonl.
+fn supernet_losses(dir: &Path) -> Vec<Vec<(f64, f64)>> {
+    metrics(dir)
+        .iter()
+        .map(|r| {
+            r["supernets"].as_array().unwrap().iter().map(|s| (s["loss"].as_f64().unwrap(), s["accuracy"].as_f64().unwrap())).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn mobilenet_supernets_train_on_the_cpu() {
+    // MobileNet's depthwise convolutions once deadlocked the first backward pass.
+    let dir = temp_dir("mobilenet").join("run");
+    let mut cmd = fewshot();
+    cmd.args(["train", "--space", "mobilenet:resolution=32,classes=10", "--epochs", "1", "--batch", "8"])
+        .args(["--set", "data.builtin_train=64", "--set", "data.builtin_test=16", "--valid-images", "16", "--test-images", "16"])
+        .arg("--out")
+        .arg(&dir);
+    succeeds(&mut cmd);
+    let epochs = supernet_losses(&dir);
+    assert_eq!(epochs.len(), 1);
+    assert_eq!(epochs[0].len(), 6, "the paper's K = 6 subspaces");
+    assert!(epochs[0].iter().all(|(loss, _)| loss.is_finite() && *loss > 0.5), "{epochs:?}");
+    assert_eq!(metrics(&dir)[0]["steps"].as_u64(), Some(4), "32 training images / batch 8");
+}
+
+#[test]
+fn the_reference_device_trains_like_the_cpu_kernels() {
+    // `--device reference` runs the generic kernels (the GPU's code path) on the CPU.
+    let dir = temp_dir("reference");
+    let train_on = |device: &str| {
+        let out = dir.join(device);
+        succeeds(&mut train(&out, &["--epochs", "1", "--device", device]));
+        supernet_losses(&out)
+    };
+    let (cpu, reference) = (train_on("cpu"), train_on("reference"));
+    assert_eq!(cpu.len(), 1);
+    for (a, b) in cpu.iter().flatten().zip(reference.iter().flatten()) {
+        assert!((a.0 - b.0).abs() < 1e-3 * a.0, "losses differ: cpu {a:?}, reference {b:?}");
+    }
+}

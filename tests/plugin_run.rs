@@ -170,3 +170,28 @@ fn a_library_sampler_resumes_from_its_checkpointed_position() {
     let checkpoint = |dir: &Path| fs::read(dir.join("checkpoint.safetensors")).unwrap();
     assert!(checkpoint(&resumed) == checkpoint(&straight), "the resumed run differs from the uninterrupted one");
 }
+
+#[test]
+fn a_library_space_with_a_depthwise_separable_option_trains_and_benches() {
+    // `act-chain:separable=true` adds a depthwise 3×3 → BN → pointwise block (groups = channels)
+    // to every layer; grouped convolutions once deadlocked training in their backward pass.
+    let space = "act-chain:separable=true,layers=3,C=8,activation=relu6";
+    let dir = temp_dir("plugin-separable");
+    let out = succeeds(
+        with_plugin()
+            .args(["train", "--space", space, "--epochs", "1", "--batch", "16", "--valid-images", "32", "--test-images", "32"])
+            .args(["--set", "data.builtin_train=96", "--set", "data.builtin_test=32", "--out"])
+            .arg(dir.join("run")),
+    );
+    assert!(fs::read_to_string(dir.join("run/config.toml")).unwrap().contains("separable=true"), "{out}");
+    let metrics = fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
+    let epoch: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    let loss = epoch["loss"].as_f64().unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "{epoch}");
+    let all_sep = "sep3x3-sep3x3-sep3x3";
+    let eval = succeeds(with_plugin().args(["eval", "--arch", all_sep, "--split", "test", "--run"]).arg(dir.join("run")));
+    assert_eq!(estimates(&eval).len(), 1, "{eval}");
+    let bench = succeeds(with_plugin().args(["bench", "step", "--space", space, "--steps", "2", "--warmup", "0", "--batch", "8"]));
+    assert!(bench.contains("RESULT ms_per_step="), "{bench}");
+    let _ = fs::remove_dir_all(&dir);
+}

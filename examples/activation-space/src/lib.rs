@@ -21,6 +21,8 @@ use fewshot_sdk::{
 
 /// Options of every layer of `act-chain`, in option-index order.
 const LAYER_OPS: [&str; 4] = ["conv3x3", "conv1x1", "avgpool3x3", "skip"];
+/// With `separable=true`, a fifth option: a depthwise-separable 3×3 block.
+const SEPARABLE_OPS: [&str; 5] = ["conv3x3", "conv1x1", "avgpool3x3", "skip", "sep3x3"];
 
 /// A chain of `layers` searchable layers between a fixed stem and a fixed classifier head.
 ///
@@ -29,6 +31,7 @@ const LAYER_OPS: [&str; 4] = ["conv3x3", "conv1x1", "avgpool3x3", "skip"];
 /// per convolution layer, plus once in the head.
 struct ActChain {
     activation: Activation,
+    separable: bool,
     channels: u32,
     layers: u32,
     classes: u32,
@@ -38,6 +41,7 @@ impl ActChain {
     fn from_params(p: &Params) -> Result<Self, String> {
         let space = ActChain {
             activation: Activation::parse(p.get_str("activation").unwrap_or("gelu"))?,
+            separable: p.get("separable", false)?,
             channels: p.get("C", 16)?,
             layers: p.get("layers", 4)?,
             classes: p.get("classes", 10)?,
@@ -51,18 +55,35 @@ impl ActChain {
         Ok(space)
     }
 
+    /// The options of every layer.
+    fn ops(&self) -> &'static [&'static str] {
+        if self.separable {
+            &SEPARABLE_OPS
+        } else {
+            &LAYER_OPS
+        }
+    }
+
     /// Adds every candidate of layer `slot` on input `x`, each under its guard, and returns the
     /// node that sums them (exactly one candidate is active in any subnet).
     fn layer(&self, g: &mut GraphBuilder, slot: u32, x: NodeId) -> NodeId {
         let width = Width::scaled(self.channels);
         let mut candidates = Vec::new();
-        for (option, name) in LAYER_OPS.iter().enumerate() {
+        for (option, name) in self.ops().iter().enumerate() {
             let out = g.when(slot, option as u32, |g| {
                 g.scope(name, |g| match *name {
                     "conv3x3" | "conv1x1" => {
                         let kernel = if *name == "conv3x3" { 3 } else { 1 };
                         let a = g.activation(x, self.activation);
                         let c = g.conv(a, width, kernel, 1);
+                        g.batch_norm(c)
+                    }
+                    "sep3x3" => {
+                        // activation → depthwise 3×3 → BN → pointwise 1×1 → BN (MobileNet's block)
+                        let a = g.activation(x, self.activation);
+                        let d = g.depthwise_conv(a, width, 3, 1);
+                        let b = g.batch_norm(d);
+                        let c = g.conv(b, width, 1, 1);
                         g.batch_norm(c)
                     }
                     "avgpool3x3" => g.avg_pool(x, 3, 1, 1, false),
@@ -77,7 +98,7 @@ impl ActChain {
 
 impl SearchSpace for ActChain {
     fn slots(&self) -> Vec<Slot> {
-        (0..self.layers).map(|i| Slot::new(&format!("layer{i}"), &LAYER_OPS)).collect()
+        (0..self.layers).map(|i| Slot::new(&format!("layer{i}"), self.ops())).collect()
     }
 
     /// Architectures are written as their option names joined by `-`, e.g.
@@ -89,14 +110,14 @@ impl SearchSpace for ActChain {
                 "`{text}` names {} layers, the space has {} (e.g. `{}`)",
                 names.len(),
                 self.layers,
-                vec![LAYER_OPS[0]; self.layers as usize].join("-")
+                vec![self.ops()[0]; self.layers as usize].join("-")
             ));
         }
         names
             .iter()
             .map(|name| {
-                LAYER_OPS.iter().position(|op| op == name).map(|i| i as u32).ok_or_else(|| {
-                    format!("unknown layer op `{name}` (ops: {})", LAYER_OPS.join(", "))
+                self.ops().iter().position(|op| op == name).map(|i| i as u32).ok_or_else(|| {
+                    format!("unknown layer op `{name}` (ops: {})", self.ops().join(", "))
                 })
             })
             .collect::<Result<Vec<u32>, String>>()
@@ -104,13 +125,13 @@ impl SearchSpace for ActChain {
     }
 
     fn format(&self, arch: &Arch) -> String {
-        let names: Vec<&str> = arch.as_slice().iter().map(|&i| LAYER_OPS[i as usize]).collect();
+        let names: Vec<&str> = arch.as_slice().iter().map(|&i| self.ops()[i as usize]).collect();
         names.join("-")
     }
 
     /// A network without any convolution learns nothing but its classifier: not part of the space.
     fn validate(&self, arch: &Arch) -> Result<(), String> {
-        if arch.as_slice().iter().any(|&i| LAYER_OPS[i as usize].starts_with("conv")) {
+        if arch.as_slice().iter().any(|&i| matches!(self.ops()[i as usize], "conv3x3" | "conv1x1" | "sep3x3")) {
             Ok(())
         } else {
             Err(format!("`{}` has no convolution", self.format(arch)))
@@ -268,8 +289,8 @@ fn entries() -> Vec<PluginEntry> {
     vec![
         PluginEntry::space(
             "act-chain",
-            "Example: a chain of searchable layers (conv3x3, conv1x1, avgpool3x3, skip) with a chosen activation",
-            "activation=gelu|tanh|relu|relu6|sigmoid|silu, C=16, layers=4, classes=10",
+            "Example: a chain of searchable layers (conv3x3, conv1x1, avgpool3x3, skip, and with separable=true a depthwise-separable sep3x3) with a chosen activation",
+            "activation=gelu|tanh|relu|relu6|sigmoid|silu, separable=false, C=16, layers=4, classes=10",
             ActChain::from_params,
         ),
         PluginEntry::rule(

@@ -1104,6 +1104,14 @@ mod tests {
             ([6, 3, 7, 7], 4, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 2, relu_input: true }),
             ([32, 2, 6, 6], 4, ConvSpec { kernel: 3, stride: 2, padding: 1, groups: 2, relu_input: true }),
             ([32, 2, 5, 5], 6, ConvSpec { kernel: 1, stride: 1, padding: 0, groups: 2, relu_input: false }),
+            // Tiny planes of deep layers, where most taps of a large kernel only read padding.
+            ([6, 3, 2, 2], 6, ConvSpec { kernel: 7, stride: 1, padding: 3, groups: 6, relu_input: true }),
+            ([4, 2, 1, 1], 8, ConvSpec { kernel: 5, stride: 1, padding: 2, groups: 4, relu_input: false }),
+            ([4, 2, 3, 3], 4, ConvSpec { kernel: 5, stride: 2, padding: 2, groups: 4, relu_input: false }),
+            // Wide planes (8 output columns or more): taps read row by row from padded planes.
+            ([4, 2, 18, 18], 4, ConvSpec { kernel: 3, stride: 1, padding: 1, groups: 4, relu_input: true }),
+            ([3, 2, 33, 33], 6, ConvSpec { kernel: 5, stride: 2, padding: 2, groups: 3, relu_input: false }),
+            ([4, 1, 17, 20], 4, ConvSpec { kernel: 7, stride: 1, padding: 3, groups: 2, relu_input: true }),
         ];
         for (i, (xs, cout, spec)) in cases.into_iter().enumerate() {
             let x = random(xs, i as u64);

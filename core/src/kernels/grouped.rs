@@ -278,25 +278,14 @@ pub(super) fn backward(x: &[f32], w: &[f32], dy: &[f32], g: GroupedGeom, need_dx
                         let dst = &mut dx[(cl * g.n + n0 + j) * in_plane..][..in_plane];
                         g.scatter(&drows, j, width, &table, &mut padded, dst);
                         if g.spec.relu_input {
-                            let src = &x[(ci * g.n + n0 + j) * in_plane..][..in_plane];
-                            for (o, &v) in dst.iter_mut().zip(src) {
-                                if v <= 0.0 {
-                                    *o = 0.0;
-                                }
-                            }
+                            relu_mask(dst, &x[(ci * g.n + n0 + j) * in_plane..][..in_plane]);
                         }
                     }
                 }
             }
         }
     };
-    let dw_blocks = dw.par_chunks_mut(cout_g * cin_g * taps);
-    if need_dx {
-        let dx_blocks = dx.par_chunks_mut(cin_g * g.n * in_plane);
-        dw_blocks.zip(dx_blocks).enumerate().for_each(|(group, (dw, dx))| work(group, dw, dx));
-    } else {
-        dw_blocks.enumerate().for_each(|(group, dw)| work(group, dw, &mut []));
-    }
+    for_each_group(&g, &mut dw, &mut dx, work);
     (need_dx.then_some(dx), dw)
 }
 
@@ -370,23 +359,13 @@ fn backward_wide(x: &[f32], w: &[f32], dy: &[f32], g: GroupedGeom, need_dx: bool
                         row.copy_from_slice(&dpadded[(r + pad) * pw + pad..][..g.w]);
                     }
                     if g.spec.relu_input {
-                        for (o, &v) in dst.iter_mut().zip(src) {
-                            if v <= 0.0 {
-                                *o = 0.0;
-                            }
-                        }
+                        relu_mask(dst, src);
                     }
                 }
             }
         }
     };
-    let dw_blocks = dw.par_chunks_mut(cout_g * cin_g * taps);
-    if need_dx {
-        let dx_blocks = dx.par_chunks_mut(cin_g * g.n * in_plane);
-        dw_blocks.zip(dx_blocks).enumerate().for_each(|(group, (dw, dx))| work(group, dw, dx));
-    } else {
-        dw_blocks.enumerate().for_each(|(group, dw)| work(group, dw, &mut []));
-    }
+    for_each_group(&g, &mut dw, &mut dx, work);
     (need_dx.then_some(dx), dw)
 }
 
@@ -420,6 +399,27 @@ fn strided_add(y: &mut [f32], s: usize, a: f32, x: &[f32]) {
     } else {
         for (o, v) in y.iter_mut().step_by(s).zip(x) {
             *o += a * v;
+        }
+    }
+}
+
+/// Runs a backward pass's `work(group, dW block, dX block)` for every group in parallel (an
+/// empty dX block where dX is not needed: `dx` is then empty).
+fn for_each_group(g: &GroupedGeom, dw: &mut [f32], dx: &mut [f32], work: impl Fn(usize, &mut [f32], &mut [f32]) + Sync) {
+    let dw_blocks = dw.par_chunks_mut(dw.len() / g.spec.groups);
+    if dx.is_empty() {
+        dw_blocks.enumerate().for_each(|(group, dw)| work(group, dw, &mut []));
+    } else {
+        let dx_blocks = dx.par_chunks_mut(dx.len() / g.spec.groups);
+        dw_blocks.zip(dx_blocks).enumerate().for_each(|(group, (dw, dx))| work(group, dw, dx));
+    }
+}
+
+/// Zeroes the gradient where the fused ReLU's input was not positive.
+fn relu_mask(dx: &mut [f32], x: &[f32]) {
+    for (d, &v) in dx.iter_mut().zip(x) {
+        if v <= 0.0 {
+            *d = 0.0;
         }
     }
 }

@@ -16,7 +16,8 @@ use fewshot_core::rng::Rng;
 use fewshot_sdk::{Arch, ArchDraw};
 use serde::Serialize;
 
-use super::table::{print, render, Format};
+use super::table::{render, Format};
+use crate::output::print;
 use crate::{conformance::checked_space, registry::Registry};
 
 /// Arguments of `fewshot bench plan`.
@@ -173,8 +174,8 @@ pub fn run(args: &BenchPlanArgs, registry: &Registry) -> Result<()> {
         }
         results.push(m(&format!("drawer alone on {space}"), time_drawer(p, 600_000, runs)?, "M archs/s", None));
     }
-    match args.format {
-        Format::Json => print(&format!("{}\n", serde_json::to_string_pretty(&results)?)),
+    let text = match args.format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&results)?),
         Format::Table => {
             let rows: Vec<Vec<String>> = results
                 .iter()
@@ -183,7 +184,8 @@ pub fn run(args: &BenchPlanArgs, registry: &Registry) -> Result<()> {
                     vec![r.name.clone(), format!("{:.digits$} {}", r.median, r.unit), r.goal.unwrap_or("").to_string()]
                 })
                 .collect();
-            print(&format!("median of {runs} runs\n{}", render(&["benchmark", "median", "goal"], &rows)))
+            format!("median of {runs} runs\n{}", render(&["benchmark", "median", "goal"], &rows))
         }
-    }
+    };
+    Ok(print(&text)?)
 }

@@ -11,7 +11,8 @@ use fewshot_sdk::Arch;
 use serde::Serialize;
 
 use super::pipeline::SpaceArgs;
-use super::table::{print, render};
+use super::table::render;
+use crate::output::print;
 use crate::registry::Registry;
 
 /// `--all` refuses spaces with more architectures than this.
@@ -118,5 +119,5 @@ pub fn run(args: &CostsArgs, registry: &Registry) -> Result<()> {
             render(&["arch", "flops_m", "params_mb"], &cells)
         }
     };
-    print(&text)
+    Ok(print(&text)?)
 }

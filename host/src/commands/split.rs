@@ -10,7 +10,8 @@ use fewshot_core::plan::Plan;
 use serde::Serialize;
 
 use super::pipeline::PipelineArgs;
-use super::table::{print, render, Format};
+use super::table::{render, Format};
+use crate::output::print;
 use crate::registry::Registry;
 
 /// Arguments of `fewshot split`.
@@ -194,10 +195,11 @@ pub fn run(args: &SplitArgs, registry: &Registry) -> Result<()> {
     let plan = args.pipeline.plan(registry)?;
     let truth = args.truth.as_deref().map(|path| (path, args.truth_column.as_str()));
     let report = split_report(&plan, &args.pipeline.space.spec(), &args.pipeline.rule, &args.pipeline.splitter_spec(), truth)?;
-    match args.format {
-        Format::Json => print(&format!("{}\n", serde_json::to_string_pretty(&report)?)),
-        Format::Table => print(&table(&report)),
-    }
+    let text = match args.format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
+        Format::Table => table(&report),
+    };
+    Ok(print(&text)?)
 }
 
 /// The report as a text table with a one-line summary.

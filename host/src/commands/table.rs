@@ -1,7 +1,5 @@
 //! Plain-text tables and output formats shared by the commands.
 
-use std::io::{self, Write};
-
 use clap::ValueEnum;
 
 /// Renders rows under headers with columns padded to their widest cell (numbers right-aligned).
@@ -48,15 +46,6 @@ pub enum Format {
     Table,
     /// JSON.
     Json,
-}
-
-/// Writes text to stdout; a closed pipe (e.g. `| head`) ends the output quietly.
-pub fn print(text: &str) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,8 @@
 //!   cost no per-row bookkeeping.
 //!
 //! The backward passes mirror them: dW as dot products with dY, dX added back through the same
-//! rows or table. Groups wide enough for a
-//! product ([`DENSE_GROUP`] input channels or more) run the dense kernels of [`super::cpu`] on
-//! each group's contiguous channel block instead.
+//! rows or table. Groups wide enough for a matrix product ([`DENSE_GROUP`] input channels or
+//! more) run the dense kernels of [`super::cpu`] on each group's contiguous channel block.
 //!
 //! Work is split by group (the output, dW and dX blocks of a group are contiguous in CNHW), and
 //! every sum runs in a fixed order: results do not depend on the number of threads.
@@ -225,11 +224,11 @@ pub(super) fn forward(x: &[f32], w: &[f32], g: GroupedGeom) -> Vec<f32> {
     let (cin_g, cout_g, taps, plane) = (g.cin_group(), g.cout_group(), g.taps(), g.out_plane());
     let mut y = vec![0f32; g.cout * g.n * plane];
     y.par_chunks_mut(cout_g * g.n * plane).enumerate().for_each(|(group, out)| {
-        let (mut padded, mut rows) = (Vec::new(), vec![0f32; taps * g.block() * plane]);
+        let (mut copy, mut rows) = (Vec::new(), vec![0f32; taps * g.block() * plane]);
         for cl in 0..cin_g {
             for (n0, nb) in blocks(&g) {
                 let width = nb * plane;
-                g.gather(x, group * cin_g + cl, n0, nb, &table, &mut padded, &mut rows);
+                g.gather(x, group * cin_g + cl, n0, nb, &table, &mut copy, &mut rows);
                 for ol in 0..cout_g {
                     let dst = &mut out[(ol * g.n + n0) * plane..][..width];
                     let weights = &w[((group * cout_g + ol) * cin_g + cl) * taps..][..taps];
@@ -254,12 +253,12 @@ pub(super) fn backward(x: &[f32], w: &[f32], dy: &[f32], g: GroupedGeom, need_dx
     let mut dx = if need_dx { vec![0f32; g.cin * g.n * in_plane] } else { Vec::new() };
     let work = |group: usize, dw: &mut [f32], dx: &mut [f32]| {
         let size = taps * g.block() * plane;
-        let (mut padded, mut rows, mut drows) = (Vec::new(), vec![0f32; size], vec![0f32; size]);
+        let (mut copy, mut rows, mut drows) = (Vec::new(), vec![0f32; size], vec![0f32; size]);
         for cl in 0..cin_g {
             let ci = group * cin_g + cl;
             for (n0, nb) in blocks(&g) {
                 let width = nb * plane;
-                g.gather(x, ci, n0, nb, &table, &mut padded, &mut rows);
+                g.gather(x, ci, n0, nb, &table, &mut copy, &mut rows);
                 drows[..table.live.len() * width].fill(0.0);
                 for ol in 0..cout_g {
                     let co = group * cout_g + ol;
@@ -276,7 +275,7 @@ pub(super) fn backward(x: &[f32], w: &[f32], dy: &[f32], g: GroupedGeom, need_dx
                 if need_dx {
                     for j in 0..nb {
                         let dst = &mut dx[(cl * g.n + n0 + j) * in_plane..][..in_plane];
-                        g.scatter(&drows, j, width, &table, &mut padded, dst);
+                        g.scatter(&drows, j, width, &table, &mut copy, dst);
                         if g.spec.relu_input {
                             relu_mask(dst, &x[(ci * g.n + n0 + j) * in_plane..][..in_plane]);
                         }

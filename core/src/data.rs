@@ -142,14 +142,33 @@ impl Dataset {
     /// and a shuffled CIFAR binary of the same images give identical batches).
     pub fn mixed_order(&self, seed: u64) -> Vec<usize> {
         let keys = self.content_keys(seed);
-        let mut placed: Vec<(f64, u64, usize)> = Vec::with_capacity(self.len());
-        for (class, group) in self.by_class(&keys).into_iter().enumerate() {
+        self.mix(self.by_class(&keys), &keys, seed)
+    }
+
+    /// [`Dataset::mixed_order`] of the images in `groups` (per class, ordered by `keys`, the
+    /// content keys for `seed`), without hashing them again.
+    fn mix(&self, groups: Vec<Vec<usize>>, keys: &[u64], seed: u64) -> Vec<usize> {
+        let mut placed: Vec<(f64, u64, usize)> = Vec::with_capacity(groups.iter().map(Vec::len).sum());
+        for (class, group) in groups.into_iter().enumerate() {
             let phase = Rng::stream(seed, &format!("mix:{class}")).unit();
             let n = group.len() as f64;
             placed.extend(group.into_iter().enumerate().map(|(r, i)| ((r as f64 + phase) / n, keys[i], i)));
         }
         placed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         placed.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    /// The images of `chosen` (per class, ordered by `keys`) as a dataset in
+    /// [`Dataset::mixed_order`].
+    fn select_mixed(&self, chosen: Vec<Vec<usize>>, keys: &[u64], seed: u64) -> Dataset {
+        let chosen = chosen
+            .into_iter()
+            .map(|mut group| {
+                group.sort_unstable_by_key(|&i| (keys[i], i));
+                group
+            })
+            .collect();
+        self.select(&self.mix(chosen, keys, seed))
     }
 
     /// The same images in [`Dataset::mixed_order`].
@@ -162,14 +181,15 @@ impl Dataset {
     /// [`Dataset::mixed_order`].
     pub fn stratified_halves(&self, seed: u64) -> (Dataset, Dataset) {
         let mut rng = Rng::stream(seed, "split");
+        let keys = self.content_keys(seed);
         let (mut first, mut second) = (Vec::new(), Vec::new());
-        for mut group in self.by_class(&self.content_keys(seed)) {
+        for mut group in self.by_class(&keys) {
             rng.shuffle(&mut group);
             let half = group.len() / 2;
-            first.extend_from_slice(&group[..half]);
-            second.extend_from_slice(&group[half..]);
+            first.push(group[..half].to_vec());
+            second.push(group[half..].to_vec());
         }
-        (self.select(&first).mixed(seed), self.select(&second).mixed(seed))
+        (self.select_mixed(first, &keys, seed), self.select_mixed(second, &keys, seed))
     }
 
     /// A class-stratified random subset of `count` images: every class contributes in
@@ -182,7 +202,8 @@ impl Dataset {
         if count == self.len() {
             return Ok(self.mixed(seed));
         }
-        let groups = self.by_class(&self.content_keys(seed));
+        let keys = self.content_keys(seed);
+        let groups = self.by_class(&keys);
         let total = self.len() as f64;
         let mut quota: Vec<(usize, f64)> =
             groups.iter().map(|g| ((g.len() as f64 * count as f64 / total).floor() as usize, 0.0)).collect();
@@ -202,12 +223,12 @@ impl Dataset {
             }
         }
         let mut rng = Rng::stream(seed, &format!("subset:{purpose}"));
-        let mut chosen = Vec::with_capacity(count);
+        let mut chosen = Vec::with_capacity(groups.len());
         for (mut group, (take, _)) in groups.into_iter().zip(quota) {
             rng.shuffle(&mut group);
-            chosen.extend_from_slice(&group[..take]);
+            chosen.push(group[..take].to_vec());
         }
-        Ok(self.select(&chosen).mixed(seed))
+        Ok(self.select_mixed(chosen, &keys, seed))
     }
 }
 

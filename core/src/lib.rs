@@ -1,23 +1,23 @@
 //! # fewshot-core
 //!
-//! The engine of fewshot, generic over burn's `Backend` and knowing no particular search space:
-//! exact costs and split planning from a space's graph IR, supernets built from the graph,
-//! training, evaluation, evolutionary search, rank metrics and datasets.
+//! The engine of fewshot, generic over burn's `Backend` and knowing no particular search space.
+//! Its layers, each depending only on the ones before it:
+//! - [`util`]: the seeded generator, the content hash, atomic files;
+//! - [`space`]: what a space's graph implies (exact costs, liveness, count series, enumeration);
+//! - [`plan`]: the split of a space into subspaces, their sizes and uniform draws;
+//! - [`data`]: datasets, the split protocol, augmentation and batches;
+//! - [`engine`]: backends, kernels and supernets built from the graph;
+//! - [`train`]: the SBS step, the optimizer, checkpoints and the training loop;
+//! - [`eval`]: subnet accuracy estimates;
+//! - [`search`]: evolutionary and random search;
+//! - [`metrics`]: rank correlations against a ground truth.
 
-pub mod rng;
-pub mod cost;
-pub mod plan;
-pub mod series;
-mod liveness;
-pub mod metrics;
-pub mod files;
-pub mod search;
-pub mod backend;
-pub mod supernet;
-pub mod optim;
-pub mod step;
-pub mod kernels;
 pub mod data;
-pub mod checkpoint;
+pub mod engine;
+pub mod eval;
+pub mod metrics;
+pub mod plan;
+pub mod search;
+pub mod space;
 pub mod train;
-pub mod evaluate;
+pub mod util;

@@ -444,7 +444,7 @@ pub fn rank_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use crate::util::rng::Rng;
 
     /// τ-b by its definition, over all O(n²) pairs.
     fn brute_force_tau_b(x: &[f64], y: &[f64]) -> Option<f64> {

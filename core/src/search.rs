@@ -58,7 +58,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{files::write_atomic, rng::Rng};
+use crate::{util::files::write_atomic, util::rng::Rng};
 
 /// Where candidate architectures come from.
 pub trait Candidates {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use fewshot_core::plan::{Method, Plan, PlanOptions, ENUMERATION_LIMIT, ESTIMATE_SAMPLE};
-use fewshot_core::rng::Rng;
+use fewshot_core::util::rng::Rng;
 use fewshot_sdk::ffi::{builtin_entries, AnyPlugin, RuleBox, SamplerBox, SpaceBox, SplitterBox};
 use fewshot_sdk::{
     Activation, Arch, ArchDraw, Graph, GraphBuilder, PluginEntry, PluginKind, SearchSpace, Slot, Width,
@@ -317,7 +317,7 @@ fn dynamic_programming_agrees_with_enumeration_and_draws_uniformly() {
     // Every architecture of subspace 1 (counts 3-4) equally often.
     let members: Vec<Vec<u32>> = {
         let mut all = Vec::new();
-        let mut odo = fewshot_core::plan::Odometer::new(&[4, 4, 4, 4]);
+        let mut odo = fewshot_core::space::odometer::Odometer::new(&[4, 4, 4, 4]);
         while let Some(a) = odo.advance() {
             if by_enum.info(&Arch::new(a.to_vec())).unwrap().subspace == 1 {
                 all.push(a.to_vec());
@@ -528,7 +528,7 @@ fn other_splitters_partition_nb201() {
     }
     // Each group is exactly the architectures within its FLOPs range.
     let mut in_range = vec![0u128; 3];
-    let mut odometer = fewshot_core::plan::Odometer::new(p.option_counts());
+    let mut odometer = fewshot_core::space::odometer::Odometer::new(p.option_counts());
     while let Some(choices) = odometer.advance() {
         let flops = p.info(&Arch::new(choices.to_vec())).unwrap().flops_m;
         let k = p.subspaces().iter().position(|s| (s.flops_m_range.0..=s.flops_m_range.1).contains(&flops)).unwrap();

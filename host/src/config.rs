@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use fewshot_core::{
     data::{Augment, DataConfig},
-    optim::{IdleParams, LrSchedule, SgdConfig},
+    train::optim::{IdleParams, LrSchedule, SgdConfig},
     search::{SearchConfig, Strategy},
-    supernet::NormMode,
+    engine::supernet::NormMode,
     train::TrainConfig,
 };
 use serde::{Deserialize, Serialize};
@@ -336,7 +336,7 @@ impl RunConfig {
     }
 
     /// The compute device.
-    pub fn device(&self) -> Result<fewshot_core::backend::Device> {
+    pub fn device(&self) -> Result<fewshot_core::engine::backend::Device> {
         self.device.parse().map_err(|e: String| anyhow!("device: {e}"))
     }
 

@@ -17,7 +17,7 @@ use std::{collections::HashSet, path::Path};
 use anyhow::{anyhow, bail, Result};
 use fewshot_core::{
     plan::{Plan, PlanOptions},
-    rng::Rng,
+    util::rng::Rng,
 };
 use fewshot_sdk::{
     abi_stable::std_types::{RStr, RString},

@@ -19,15 +19,15 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 use fewshot_core::{
-    backend::{run_on, BackendJob, EngineBackend},
-    checkpoint,
+    engine::backend::{run_on, BackendJob, EngineBackend},
+    train::checkpoint,
     data::{load_splits, Dataset, Splits},
-    evaluate::{EvalSet, Evaluator},
-    files::write_atomic,
+    eval::{EvalSet, Evaluator},
+    util::files::write_atomic,
     plan::{Plan, PlanDrawer, PlanOptions},
-    rng::Rng,
+    util::rng::Rng,
     search::{Candidates, Evaluated, Fitness, SearchState},
-    supernet::SupernetLayout,
+    engine::supernet::SupernetLayout,
     train::{self as engine, StepSource, TrainRun, CHECKPOINT_FILE, METRICS_FILE},
 };
 use fewshot_sdk::{abi_stable::std_types::RStr, ffi::SamplerBox, Arch, PluginKind};

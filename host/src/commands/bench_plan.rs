@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use fewshot_core::plan::{Plan, PlanOptions};
-use fewshot_core::series::SeriesCounter;
-use fewshot_core::rng::Rng;
+use fewshot_core::space::series::SeriesCounter;
+use fewshot_core::util::rng::Rng;
 use fewshot_sdk::{Arch, ArchDraw};
 use serde::Serialize;
 

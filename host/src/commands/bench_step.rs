@@ -13,11 +13,11 @@ use std::{
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use fewshot_core::{
-    backend::{run_on, BackendJob, Device, EngineBackend},
-    optim::SgdConfig,
-    rng::Rng,
-    step::StepEngine,
-    supernet::{NormMode, SupernetLayout, Supernets},
+    engine::backend::{run_on, BackendJob, Device, EngineBackend},
+    train::optim::SgdConfig,
+    util::rng::Rng,
+    train::step::StepEngine,
+    engine::supernet::{NormMode, SupernetLayout, Supernets},
 };
 use fewshot_sdk::{ffi::SpaceBox, Arch, Graph, Slot};
 
@@ -67,7 +67,7 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
         bail!("--supernets and --steps must be positive and --batch at least 2");
     }
     if let Some(threads) = args.threads {
-        fewshot_core::backend::set_cpu_threads(threads).map_err(|e| anyhow!(e))?;
+        fewshot_core::engine::backend::set_cpu_threads(threads).map_err(|e| anyhow!(e))?;
     }
     let space = checked_space(registry, &args.space, args.channel_divisor)?;
     let slots = space.slots().into_result().map_err(|e| anyhow!("{e}"))?;
@@ -87,7 +87,7 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     print(&format!(
         "fewshot bench step: device={} threads={} K={} divisor={} batch={} steps={} warmup={} ({graph_nodes})\n",
         args.device,
-        fewshot_core::backend::cpu_threads(),
+        fewshot_core::engine::backend::cpu_threads(),
         args.supernets,
         args.channel_divisor,
         args.batch,

@@ -6,7 +6,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use fewshot_core::files::write_atomic;
+use fewshot_core::util::files::write_atomic;
 
 use super::{
     run::{pipeline, RunSummary},

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use anyhow::{anyhow, bail, Result};
 use clap::{ArgGroup, Args, ValueEnum};
-use fewshot_core::cost::CostModel;
-use fewshot_core::plan::{product_size, Odometer};
+use fewshot_core::space::cost::CostModel;
+use fewshot_core::space::odometer::{product_size, Odometer};
 use fewshot_sdk::abi_stable::std_types::{RResult, RString};
 use fewshot_sdk::Arch;
 use serde::Serialize;

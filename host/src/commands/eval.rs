@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgGroup, Args};
-use fewshot_core::{files::write_atomic, plan::Odometer};
+use fewshot_core::{space::odometer::Odometer, util::files::write_atomic};
 use fewshot_sdk::Arch;
 
 use super::split::csv_fields;

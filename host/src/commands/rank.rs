@@ -15,7 +15,7 @@ use std::{
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use fewshot_core::{
-    files::write_atomic,
+    util::files::write_atomic,
     metrics::{rank_report, Predictor, RankReport},
 };
 use serde::Serialize;

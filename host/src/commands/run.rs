@@ -13,9 +13,9 @@ use std::{
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use fewshot_core::{
-    files::write_atomic,
+    util::files::write_atomic,
     metrics::{rank_report, Predictor, RankReport},
-    rng::Rng,
+    util::rng::Rng,
     search::SearchState,
 };
 use fewshot_sdk::Arch;

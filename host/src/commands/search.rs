@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use fewshot_core::files::write_atomic;
+use fewshot_core::util::files::write_atomic;
 
 use super::run_options::SearchOptions;
 use crate::{

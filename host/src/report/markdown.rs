@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use fewshot_core::{files::write_atomic, metrics::RankReport};
+use fewshot_core::{util::files::write_atomic, metrics::RankReport};
 
 use super::{format_metric, rank_table, rank_verdicts, EpochRecord};
 

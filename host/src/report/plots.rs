@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use fewshot_core::{files::write_atomic, metrics::RankReport};
+use fewshot_core::{util::files::write_atomic, metrics::RankReport};
 use plotters::{
     coord::{
         ranged1d::{DefaultFormatting, KeyPointHint, Ranged},
@@ -464,7 +464,7 @@ mod tests {
 
     use fewshot_core::{
         metrics::{rank_report, Predictor},
-        rng::Rng,
+        util::rng::Rng,
     };
 
     use super::*;

@@ -129,7 +129,7 @@ pub(crate) fn generic_bn<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B
     let mean = x.clone().mean_dims(&[1, 2, 3]);
     let centred = x - mean.clone();
     let var = centred.clone().square().mean_dims(&[1, 2, 3]);
-    let inv_std = var.add_scalar(crate::supernet::BN_EPS).sqrt().recip();
+    let inv_std = var.add_scalar(crate::engine::supernet::BN_EPS).sqrt().recip();
     let y = centred * inv_std.clone();
     (y, mean.reshape([c]), inv_std.reshape([c]))
 }
@@ -302,9 +302,9 @@ pub trait Kernels: Backend {
 }
 
 /// The generic kernels, on the CPU (the GPU's code path, checked in CI).
-impl Kernels for crate::backend::ReferenceBackend {}
+impl Kernels for crate::engine::backend::ReferenceBackend {}
 #[cfg(feature = "cuda")]
-impl Kernels for crate::backend::CudaBackend {}
+impl Kernels for crate::engine::backend::CudaBackend {}
 
 /// The supernet ops on tensors of backend `Self` (feature maps CNHW).
 pub trait SupernetOps: Backend {
@@ -323,7 +323,7 @@ pub trait SupernetOps: Backend {
     /// BatchNorm with fixed statistics: `(x − mean) / √(var + eps)`.
     fn batch_norm_fixed(x: Tensor<Self, 4>, mean: Tensor<Self, 1>, var: Tensor<Self, 1>) -> Tensor<Self, 4> {
         let c = mean.dims()[0];
-        let inv_std = var.add_scalar(crate::supernet::BN_EPS).sqrt().recip().reshape([c, 1, 1, 1]);
+        let inv_std = var.add_scalar(crate::engine::supernet::BN_EPS).sqrt().recip().reshape([c, 1, 1, 1]);
         (x - mean.reshape([c, 1, 1, 1])) * inv_std
     }
     /// Pooling.
@@ -347,11 +347,11 @@ macro_rules! inner_supernet_ops {
             fn batch_norm_stats(x: Tensor<Self, 4>) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
                 let (y, mean, inv_std) = <$backend as Kernels>::bn_forward(into_prim(x));
                 let inv_std = from_prim::<Self, 1>(inv_std);
-                let var = inv_std.square().recip().sub_scalar(crate::supernet::BN_EPS);
+                let var = inv_std.square().recip().sub_scalar(crate::engine::supernet::BN_EPS);
                 (from_prim(y), from_prim(mean), var)
             }
             fn batch_norm_fixed(x: Tensor<Self, 4>, mean: Tensor<Self, 1>, var: Tensor<Self, 1>) -> Tensor<Self, 4> {
-                let inv_std = var.add_scalar(crate::supernet::BN_EPS).sqrt().recip();
+                let inv_std = var.add_scalar(crate::engine::supernet::BN_EPS).sqrt().recip();
                 from_prim(<$backend as Kernels>::bn_normalize(into_prim(x), into_prim(mean), into_prim(inv_std)))
             }
             fn pool(x: Tensor<Self, 4>, spec: PoolSpec) -> Tensor<Self, 4> {
@@ -367,8 +367,8 @@ macro_rules! inner_supernet_ops {
     };
 }
 
-inner_supernet_ops!(crate::backend::CpuBackend);
-inner_supernet_ops!(crate::backend::ReferenceBackend);
+inner_supernet_ops!(crate::engine::backend::CpuBackend);
+inner_supernet_ops!(crate::engine::backend::ReferenceBackend);
 #[cfg(feature = "cuda")]
-inner_supernet_ops!(crate::backend::CudaBackend);
+inner_supernet_ops!(crate::engine::backend::CudaBackend);
 

@@ -3,7 +3,7 @@
 
 use fewshot_sdk::Graph;
 
-use crate::plan::Odometer;
+use crate::space::odometer::Odometer;
 
 /// One node of a [`Liveness`] graph.
 #[derive(Clone, Copy, Debug)]
@@ -253,7 +253,7 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use crate::util::rng::Rng;
     use fewshot_plugins::mobilenet::MobileNetSpace;
     use fewshot_plugins::nb201::Nb201Space;
     use fewshot_sdk::SearchSpace;

@@ -10,10 +10,14 @@
 //!
 //! Run directory files written here:
 //! - `train_config.json`: the resolved [`TrainConfig`] and the supernet layout summary;
-//! - `checkpoint.safetensors`: see [`crate::checkpoint`];
+//! - `checkpoint.safetensors`: see [`crate::train::checkpoint`];
 //! - `metrics.jsonl`: one JSON object per epoch: `epoch`, `lr`, `steps`, `images`,
 //!   `images_per_s`, `seconds`, `loss`, `accuracy` (percent, over all trained pairs) and
 //!   `supernets`: per supernet `subspace`, `steps` (steps that trained it), `loss`, `accuracy`.
+
+pub mod checkpoint;
+pub mod optim;
+pub mod step;
 
 use std::{
     fs,
@@ -28,13 +32,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    backend::EngineBackend,
-    checkpoint::{self, CheckpointState, CHECKPOINT_VERSION},
+    engine::backend::EngineBackend,
+    train::checkpoint::{CheckpointState, CHECKPOINT_VERSION},
     data::{batch_indices, epoch_order, Augment, Dataset, Prefetch},
-    files::save,
-    optim::{LrSchedule, Sgd, SgdConfig},
-    step::StepEngine,
-    supernet::{SupernetLayout, Supernets},
+    util::files::save,
+    train::optim::{LrSchedule, Sgd, SgdConfig},
+    train::step::StepEngine,
+    engine::supernet::{SupernetLayout, Supernets},
 };
 
 /// File name of the checkpoint inside a run directory.
@@ -411,10 +415,10 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<(), String> {
 pub(crate) mod tests {
     use super::*;
     use crate::{
-        backend::{CpuBackend, ReferenceBackend},
+        engine::backend::{CpuBackend, ReferenceBackend},
         data::builtin,
-        rng::Rng,
-        supernet::{
+        util::rng::Rng,
+        engine::supernet::{
             tests::{depthwise_space, small_space},
             NormMode,
         },
@@ -540,7 +544,7 @@ pub(crate) mod tests {
 
     /// The weights a run starts from (its seeded initialisation).
     fn fresh_weights(layout: &Arc<SupernetLayout>) -> Vec<Vec<Vec<f32>>> {
-        crate::supernet::Supernets::<CpuBackend>::new(layout.clone(), 2, 4, &Default::default()).to_host()
+        crate::engine::supernet::Supernets::<CpuBackend>::new(layout.clone(), 2, 4, &Default::default()).to_host()
     }
 
     #[test]

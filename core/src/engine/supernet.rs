@@ -36,8 +36,8 @@ use fewshot_sdk::{
 };
 
 use crate::{
-    kernels::{generic_act, ConvSpec, PoolSpec, SupernetOps},
-    rng::Rng,
+    engine::kernels::{generic_act, ConvSpec, PoolSpec, SupernetOps},
+    util::{hash::fnv1a, rng::Rng},
 };
 
 /// BatchNorm epsilon (PyTorch's default).
@@ -311,14 +311,8 @@ impl SupernetLayout {
     /// A fingerprint of everything that fixes the parameter layout (graph, divisor, norm mode),
     /// stored in checkpoints to refuse a mismatched one.
     pub fn fingerprint(&self) -> String {
-        let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for &b in bytes {
-                h = (h ^ b as u64).wrapping_mul(0x0100_0000_01B3);
-            }
-        };
-        eat(format!("{:?}|{}|{:?}", self.graph, self.divisor, self.norm).as_bytes());
-        format!("{h:016x}")
+        let layout = format!("{:?}|{}|{:?}", self.graph, self.divisor, self.norm);
+        format!("{:016x}", fnv1a(layout.as_bytes()))
     }
 
     /// Checks an architecture against the space's slots.
@@ -589,7 +583,7 @@ impl<B: Backend> RunningStats<B> {
 
 /// Runs subnet `arch` on images `x` and returns logits `[N, classes]`.
 ///
-/// Images are **channel-major**, `[C, N, H, W]` (see [`crate::kernels`]). `param` returns the
+/// Images are **channel-major**, `[C, N, H, W]` (see [`crate::engine::kernels`]). `param` returns the
 /// flat tensor of a parameter; it is called only for parameters the subnet uses (see
 /// [`SupernetLayout::used_params`]). Generic over the backend, so the same code runs under
 /// autodiff (training) and on the inner backend (evaluation).
@@ -776,9 +770,9 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::{
-        backend::CpuBackend,
-        optim::{IdleParams, SgdConfig},
-        step::StepEngine,
+        engine::backend::CpuBackend,
+        train::optim::{IdleParams, SgdConfig},
+        train::step::StepEngine,
     };
 
     type B = CpuBackend;

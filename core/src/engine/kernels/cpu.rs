@@ -17,7 +17,7 @@ use super::{
     matmul::{broadcast, dot_grid, Packed, Taps, View, ViewMut, PANEL},
     ConvSpec, Kernels, PoolSpec,
 };
-use crate::backend::CpuBackend;
+use crate::engine::backend::CpuBackend;
 
 type Flex = CpuBackend;
 
@@ -660,7 +660,7 @@ fn bn_row_forward(x: &[f32], y: &mut [MaybeUninit<f32>]) -> (f32, f32) {
     let mean64 = total / len;
     let var = (squares / len - mean64 * mean64).max(0.0);
     let mean = mean64 as f32;
-    let inv_std = (1.0 / (var + crate::supernet::BN_EPS).sqrt()) as f32;
+    let inv_std = (1.0 / (var + crate::engine::supernet::BN_EPS).sqrt()) as f32;
     for (o, &v) in y.iter_mut().zip(x) {
         o.write((v - mean) * inv_std);
     }
@@ -1059,14 +1059,14 @@ impl Kernels for Flex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::{
+    use crate::engine::kernels::{
         from_prim, generic_act, generic_act_backward, generic_bn, generic_conv, generic_conv_backward, generic_gap, generic_pool,
         generic_pool_backward, into_prim, vjp,
     };
     use burn::tensor::Tensor;
 
     fn random(shape: [usize; 4], seed: u64) -> FlexTensor {
-        let mut rng = crate::rng::Rng::new(seed);
+        let mut rng = crate::util::rng::Rng::new(seed);
         let n = shape.iter().product();
         tensor((0..n).map(|_| rng.normal() as f32).collect(), shape)
     }

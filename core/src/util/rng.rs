@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hash::fnv1a;
+
 /// A xoshiro256** generator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rng {
@@ -32,11 +34,7 @@ impl Rng {
     /// the run seed: the same (seed, name) always gives the same stream.
     pub fn stream(seed: u64, name: &str) -> Rng {
         // FNV-1a of the name, mixed with the seed.
-        let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-        for b in name.bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01B3);
-        }
-        Rng::new(seed ^ h.rotate_left(17))
+        Rng::new(seed ^ fnv1a(name.as_bytes()).rotate_left(17))
     }
 
     /// The next 64 random bits.

@@ -24,7 +24,7 @@
 use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::supernet::{ParamId, Supernets};
+use crate::engine::supernet::{ParamId, Supernets};
 
 /// How the optimizer treats parameters that got no gradient in a step (see the module docs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn sgd_matches_pytorch_nesterov_with_weight_decay() {
-        use crate::{backend::CpuBackend, supernet::{tests::small_space, NormMode, SupernetLayout, Supernets}};
+        use crate::{engine::backend::CpuBackend, engine::supernet::{tests::small_space, NormMode, SupernetLayout, Supernets}};
         use burn::tensor::TensorData;
         use std::sync::Arc;
         let (graph, slots) = small_space();

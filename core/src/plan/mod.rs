@@ -26,10 +26,11 @@ use fewshot_sdk::abi_stable::std_types::{RResult, RSlice, RString};
 use fewshot_sdk::ffi::{DrawForPlugin, FfiArchDraw_TO, RuleBox, SamplerBox, SpaceBox, SplitterBox};
 use fewshot_sdk::{Arch, ArchDraw, ArchMetrics, Graph, Pick, PlanContext, Slot, SplitKey, ValueWeight};
 
-use crate::cost::{Cost, CostModel};
-use crate::liveness::Liveness;
-use crate::rng::Rng;
-use crate::series::{below_u128, SeriesCounter};
+use crate::space::cost::{Cost, CostModel};
+use crate::space::odometer::{next_arch, product_size};
+use crate::space::liveness::Liveness;
+use crate::util::rng::Rng;
+use crate::space::series::{below_u128, SeriesCounter};
 
 /// Spaces with at most this many architectures are enumerated.
 pub const ENUMERATION_LIMIT: u128 = 1_000_000;
@@ -115,57 +116,6 @@ pub struct ArchInfo {
 /// Unwraps a result that crossed the ABI.
 fn ffi<T>(r: RResult<T, RString>) -> Result<T, String> {
     r.into_result().map_err(RString::into_string)
-}
-
-/// Moves `choices` to the next architecture in odometer order (the last slot fastest); false
-/// after the last one (when it wraps around to all zeros).
-fn step(radices: &[u32], choices: &mut [u32]) -> bool {
-    for s in (0..radices.len()).rev() {
-        choices[s] += 1;
-        if choices[s] < radices[s] {
-            return true;
-        }
-        choices[s] = 0;
-    }
-    false
-}
-
-/// Every architecture of a product space, in order with the last slot fastest.
-pub struct Odometer {
-    radices: Vec<u32>,
-    current: Vec<u32>,
-    started: bool,
-    finished: bool,
-}
-
-impl Odometer {
-    /// Starts at the all-zero architecture.
-    pub fn new(radices: &[u32]) -> Odometer {
-        Odometer { radices: radices.to_vec(), current: vec![0; radices.len()], started: false, finished: radices.contains(&0) }
-    }
-
-    /// The next architecture, or `None` after the last (it lends its buffer, so this is not an
-    /// `Iterator`).
-    pub fn advance(&mut self) -> Option<&[u32]> {
-        if self.finished {
-            return None;
-        }
-        if !self.started {
-            self.started = true;
-            return Some(&self.current);
-        }
-        if step(&self.radices, &mut self.current) {
-            Some(&self.current)
-        } else {
-            self.finished = true;
-            None
-        }
-    }
-}
-
-/// Number of architectures of a product space, if it fits `u128`.
-pub fn product_size(radices: &[u32]) -> Option<u128> {
-    radices.iter().try_fold(1u128, |acc, &r| acc.checked_mul(u128::from(r)))
 }
 
 /// Running totals of one subspace while planning.
@@ -525,7 +475,7 @@ impl Plan {
                     None
                 }
             });
-            step(&self.radices, &mut arch.choices);
+            next_arch(&self.radices, &mut arch.choices);
         }
         Ok((out, first_rejection))
     }
@@ -581,7 +531,7 @@ impl Plan {
                 }
             };
             entries.push(entry);
-            step(&self.radices, &mut arch.choices);
+            next_arch(&self.radices, &mut arch.choices);
         }
         self.total = valid as u128;
         self.method = Method::Enumeration;
@@ -761,7 +711,7 @@ impl Plan {
             } else if self.is_trash(arch.as_slice()) {
                 return Err(format!("{} has no live path", self.format(&arch)?));
             }
-            step(&self.radices, &mut arch.choices);
+            next_arch(&self.radices, &mut arch.choices);
         }
         Ok(rejected)
     }
@@ -1021,20 +971,6 @@ impl ArchDraw for PlanDrawer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn odometer_visits_every_architecture_once() {
-        let mut odometer = Odometer::new(&[2, 3]);
-        let mut seen = Vec::new();
-        while let Some(a) = odometer.advance() {
-            seen.push(a.to_vec());
-        }
-        assert_eq!(seen, vec![vec![0, 0], vec![0, 1], vec![0, 2], vec![1, 0], vec![1, 1], vec![1, 2]]);
-        assert!(odometer.advance().is_none());
-        assert!(Odometer::new(&[2, 0]).advance().is_none());
-        assert_eq!(product_size(&[6; 6]).unwrap() * product_size(&[7; 15]).unwrap(), 221_502_229_807_900_608);
-        assert!(product_size(&[u32::MAX; 5]).is_none());
-    }
 
     #[test]
     fn valid_distribution_leaves_out_the_rejected_architectures() {

@@ -19,8 +19,9 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    optim::Sgd,
-    supernet::{tensor_to_vec, SupernetLayout, Supernets},
+    train::optim::Sgd,
+    engine::supernet::{tensor_to_vec, SupernetLayout, Supernets},
+    util::hash::Fnv1a,
 };
 
 /// Format version written into every checkpoint.
@@ -57,13 +58,9 @@ struct TensorEntry {
 }
 
 fn checksum(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-    for chunk in bytes.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word)).wrapping_mul(0x0100_0000_01B3);
-    }
-    format!("{h:016x}")
+    let mut h = Fnv1a::new();
+    h.write_words(bytes);
+    format!("{:016x}", h.finish())
 }
 
 /// Saves `nets`, the momentum buffers of `optim` and `state` to `path` (atomically).
@@ -99,7 +96,7 @@ pub fn save<B: Backend>(path: &Path, nets: &Supernets<B>, optim: &Sgd<B>, state:
     file.extend_from_slice(&(json.len() as u64).to_le_bytes());
     file.extend_from_slice(&json);
     file.extend_from_slice(&data);
-    crate::files::save(path, &file)
+    crate::util::files::save(path, &file)
 }
 
 /// A loaded checkpoint.
@@ -213,10 +210,10 @@ pub fn load<B: Backend>(
 mod tests {
     use super::*;
     use crate::{
-        backend::CpuBackend,
-        optim::SgdConfig,
-        step::StepEngine,
-        supernet::{tests::{images, small_space}, NormMode},
+        engine::backend::CpuBackend,
+        train::optim::SgdConfig,
+        train::step::StepEngine,
+        engine::supernet::{tests::{images, small_space}, NormMode},
     };
 
     fn state(layout: &SupernetLayout, k: usize) -> CheckpointState {

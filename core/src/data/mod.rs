@@ -44,7 +44,7 @@ use std::{
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::rng::Rng;
+use crate::util::{hash::Fnv1a, rng::Rng};
 
 /// Per-channel normalisation mean (CIFAR-10, on the 0..1 scale).
 pub const CIFAR_MEAN: [f32; 3] = [125.3 / 255.0, 123.0 / 255.0, 113.9 / 255.0];
@@ -103,15 +103,15 @@ impl Dataset {
     /// its key wherever the source stores it.
     fn content_keys(&self, seed: u64) -> Vec<u64> {
         let mut salt = seed ^ 0x5EED_0F_1A6E;
-        let salt = crate::rng::splitmix64(&mut salt);
+        let salt = crate::util::rng::splitmix64(&mut salt);
         (0..self.len())
             .into_par_iter()
             .map(|i| {
-                let mut h = Fnv::new();
-                h.eat(&self.labels[i].to_le_bytes());
-                h.eat(self.image(i));
+                let mut h = Fnv1a::new();
+                h.write(&self.labels[i].to_le_bytes());
+                h.write(self.image(i));
                 let mut x = h.finish() ^ salt;
-                crate::rng::splitmix64(&mut x)
+                crate::util::rng::splitmix64(&mut x)
             })
             .collect()
     }
@@ -367,11 +367,11 @@ fn tree_key(root: &Path) -> Result<u64, String> {
     let mut files = Vec::new();
     collect_files(root, root, &mut files)?;
     files.sort();
-    let mut h = Fnv::new();
+    let mut h = Fnv1a::new();
     for (rel, size, mtime) in files {
-        h.eat(rel.as_bytes());
-        h.eat(&size.to_le_bytes());
-        h.eat(&mtime.to_le_bytes());
+        h.write(rel.as_bytes());
+        h.write(&size.to_le_bytes());
+        h.write(&mtime.to_le_bytes());
     }
     Ok(h.finish())
 }
@@ -391,23 +391,6 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u128)>) ->
         }
     }
     Ok(())
-}
-
-/// FNV-1a, for cache keys and checksums.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Self {
-        Fnv(0xCBF2_9CE4_8422_2325)
-    }
-    fn eat(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01B3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// The folder holding the CIFAR-10 `.bin` files, if `root` is (or contains) one.
@@ -609,17 +592,17 @@ fn write_cache(path: &Path, key: u64, data: &Dataset) -> Result<(), String> {
         out.extend_from_slice(&l.to_le_bytes());
     }
     out.extend_from_slice(&data.pixels);
-    let mut h = Fnv::new();
-    h.eat(&out);
+    let mut h = Fnv1a::new();
+    h.write(&out);
     out.extend_from_slice(&h.finish().to_le_bytes());
-    crate::files::save(path, &out)
+    crate::util::files::save(path, &out)
 }
 
 fn read_cache(path: &Path, key: u64) -> Option<Dataset> {
     let bytes = fs::read(path).ok()?;
     let (body, sum) = bytes.split_at(bytes.len().checked_sub(8)?);
-    let mut h = Fnv::new();
-    h.eat(body);
+    let mut h = Fnv1a::new();
+    h.write(body);
     if h.finish().to_le_bytes() != sum || !body.starts_with(CACHE_MAGIC) {
         return None;
     }

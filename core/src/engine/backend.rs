@@ -13,7 +13,7 @@
 
 use std::{fmt, str::FromStr};
 
-use crate::kernels::{Kernels, SupernetOps};
+use crate::engine::kernels::{Kernels, SupernetOps};
 
 /// The CPU backend: burn-flex (gemm + rayon + SIMD).
 pub type CpuBackend = burn::backend::Flex;

@@ -6,7 +6,7 @@
 //! count (`u128`, no enumeration) and draws exact-uniform architectures with a given count by
 //! walking the table backwards.
 
-use crate::rng::Rng;
+use crate::util::rng::Rng;
 
 /// Largest dynamic-programming table (slots × count values) built.
 const SERIES_TABLE_LIMIT: usize = 10_000_000;

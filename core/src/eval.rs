@@ -12,10 +12,10 @@ use burn::tensor::{Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
-    backend::EngineBackend,
+    engine::backend::EngineBackend,
     data::{batch_indices, make_batch, Dataset},
-    step::count_correct,
-    supernet::{tensor_to_vec, BnStats, RunningStats, Supernets},
+    train::step::count_correct,
+    engine::supernet::{tensor_to_vec, BnStats, RunningStats, Supernets},
 };
 
 /// A dataset as ready-made batches on a device.
@@ -143,7 +143,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        backend::CpuBackend,
+        engine::backend::CpuBackend,
         data::builtin,
         train::{tests::{source, tiny_run}, train, Trained, TrainRun},
     };
@@ -157,7 +157,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("fewshot-eval-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut run = TrainRun { ..tiny_run(&dir, 4, Arc::new(train_set.clone())) };
-        run.config.schedule = crate::optim::LrSchedule::CosineEpoch { base: 0.1, min: 0.01 };
+        run.config.schedule = crate::train::optim::LrSchedule::CosineEpoch { base: 0.1, min: 0.01 };
         let trained = train::<B>(run, &mut source(3), &Default::default()).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         (trained, train_set, test_set)

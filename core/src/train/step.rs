@@ -7,9 +7,9 @@ use burn::{
 };
 
 use crate::{
-    backend::EngineBackend,
-    optim::{Sgd, SgdConfig},
-    supernet::{forward, tensor_to_vec, BnStats, Supernets},
+    engine::backend::EngineBackend,
+    train::optim::{Sgd, SgdConfig},
+    engine::supernet::{forward, tensor_to_vec, BnStats, Supernets},
 };
 
 /// The result of one step for one trained (subspace, architecture) pair.
@@ -155,7 +155,7 @@ pub fn count_correct(logits: &[f32], labels: &[u32], classes: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::CpuBackend;
+    use crate::engine::backend::CpuBackend;
 
     #[test]
     fn label_smoothing_targets_and_accuracy() {

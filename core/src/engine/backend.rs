@@ -41,10 +41,18 @@ impl EngineBackend for ReferenceBackend {
     const NAME: &'static str = "reference";
 }
 
+/// The reference backend computes with the generic kernels, on the CPU (the GPU's code path,
+/// checked in CI).
+impl Kernels for ReferenceBackend {}
+
 #[cfg(feature = "cuda")]
 impl EngineBackend for CudaBackend {
     const NAME: &'static str = "cuda";
 }
+
+/// CUDA computes with the generic kernels.
+#[cfg(feature = "cuda")]
+impl Kernels for CudaBackend {}
 
 /// Where to compute, as given on the command line: `cpu`, `reference`, `cuda` or `cuda:N`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

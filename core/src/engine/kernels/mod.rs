@@ -8,7 +8,7 @@
 //! with burn's plain tensor and module ops — backward passes included (burn's own convolution
 //! and pooling backward ops, closed-form activation derivatives), never a nested autodiff
 //! pass, which would block on burn-autodiff's graph lock inside the outer backward. The CUDA
-//! backend uses these defaults, and so does the `reference` backend (burn's ndarray, on the
+//! backend uses these defaults ([`generic`]), and so does the `reference` backend (burn's ndarray, on the
 //! CPU), which is how CI trains through exactly the GPU's code path. The flex CPU backend
 //! overrides all of them with direct kernels ([`cpu`]) because burn-flex's generic ops are
 //! several times slower than PyTorch on these small, channel-poor tensors.
@@ -20,19 +20,22 @@
 
 pub mod autodiff;
 pub mod cpu;
-mod grouped;
-pub mod matmul;
+pub(crate) mod generic;
 
-use burn::{
-    tensor::{
-        activation,
-        backend::Backend,
-        module::{avg_pool2d, conv2d, max_pool2d},
-        ops::{ConvOptions, FloatTensor},
-        Tensor, TensorPrimitive,
-    },
+use burn::tensor::{
+    backend::Backend,
+    ops::{ConvOptions, FloatTensor},
+    Tensor, TensorPrimitive,
 };
 use fewshot_sdk::Activation;
+
+use generic::{
+    generic_act, generic_act_backward, generic_bn, generic_conv, generic_conv_backward, generic_gap, generic_pool,
+    generic_pool_backward,
+};
+
+/// BatchNorm epsilon (PyTorch's default).
+pub const BN_EPS: f64 = 1e-5;
 
 /// A convolution: square kernel, stride, zero padding, groups; optionally a ReLU applied to
 /// the input on the fly (the ReLU of a ReLU→Conv pair, fused).
@@ -117,113 +120,6 @@ pub(crate) fn vjp<B: Backend, const D: usize, const N: usize>(
     out.try_into().unwrap_or_else(|_| unreachable!("one gradient per input"))
 }
 
-/// Generic conv in CNHW via burn's NCHW conv.
-pub(crate) fn generic_conv<B: Backend>(x: Tensor<B, 4>, w: Tensor<B, 4>, spec: ConvSpec) -> Tensor<B, 4> {
-    let x = if spec.relu_input { activation::relu(x) } else { x };
-    conv2d(x.swap_dims(0, 1), w, None, spec.options()).swap_dims(0, 1)
-}
-
-/// Generic batch-statistics normalisation in CNHW: (y, mean [C], 1/std [C]).
-pub(crate) fn generic_bn<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
-    let [c, _, _, _] = x.dims();
-    let mean = x.clone().mean_dims(&[1, 2, 3]);
-    let centred = x - mean.clone();
-    let var = centred.clone().square().mean_dims(&[1, 2, 3]);
-    let inv_std = var.add_scalar(crate::engine::supernet::BN_EPS).sqrt().recip();
-    let y = centred * inv_std.clone();
-    (y, mean.reshape([c]), inv_std.reshape([c]))
-}
-
-pub(crate) fn generic_pool<B: Backend>(x: Tensor<B, 4>, s: PoolSpec) -> Tensor<B, 4> {
-    let x = x.swap_dims(0, 1);
-    let y = if s.average {
-        avg_pool2d(x, [s.kernel; 2], [s.stride; 2], [s.padding; 2], s.count_include_pad, false)
-    } else {
-        max_pool2d(x, [s.kernel; 2], [s.stride; 2], [s.padding; 2], [1, 1], false)
-    };
-    y.swap_dims(0, 1)
-}
-
-/// Gradients of [`generic_conv`] with burn's convolution backward ops: (dx when `need_dx`, dw).
-pub(crate) fn generic_conv_backward<B: Backend>(
-    x: FloatTensor<B>,
-    w: FloatTensor<B>,
-    dy: FloatTensor<B>,
-    spec: ConvSpec,
-    need_dx: bool,
-) -> (Option<FloatTensor<B>>, FloatTensor<B>) {
-    let x = from_prim::<B, 4>(x);
-    let input = if spec.relu_input { activation::relu(x.clone()) } else { x.clone() };
-    let input = into_prim(input.swap_dims(0, 1));
-    let dy = into_prim(from_prim::<B, 4>(dy).swap_dims(0, 1));
-    let dw = B::conv2d_weight_backward(input.clone(), w.clone(), dy.clone(), spec.options());
-    let dx = need_dx.then(|| {
-        let dx = from_prim::<B, 4>(B::conv2d_x_backward(input, w, dy, spec.options())).swap_dims(0, 1);
-        into_prim(if spec.relu_input { dx.mask_fill(x.lower_equal_elem(0.0), 0.0) } else { dx })
-    });
-    (dx, dw)
-}
-
-/// Gradient of [`generic_pool`] with burn's pooling backward ops.
-pub(crate) fn generic_pool_backward<B: Backend>(x: FloatTensor<B>, dy: FloatTensor<B>, s: PoolSpec) -> FloatTensor<B> {
-    let x = into_prim(from_prim::<B, 4>(x).swap_dims(0, 1));
-    let dy = into_prim(from_prim::<B, 4>(dy).swap_dims(0, 1));
-    let (k, stride, pad) = ([s.kernel; 2], [s.stride; 2], [s.padding; 2]);
-    let dx = if s.average {
-        B::avg_pool2d_backward(x, dy, k, stride, pad, s.count_include_pad, false)
-    } else {
-        let indices = B::max_pool2d_with_indices(x.clone(), k, stride, pad, [1, 1], false).indices;
-        B::max_pool2d_with_indices_backward(x, k, stride, pad, [1, 1], false, dy, indices).x_grad
-    };
-    into_prim(from_prim::<B, 4>(dx).swap_dims(0, 1))
-}
-
-/// Gradient of [`generic_act`] from its input, in closed form (the derivatives the CPU
-/// kernels use: ReLU and ReLU6 pass the gradient strictly inside their linear range).
-pub(crate) fn generic_act_backward<B: Backend, const D: usize>(
-    kind: Activation,
-    x: Tensor<B, D>,
-    dy: Tensor<B, D>,
-) -> Tensor<B, D> {
-    match kind {
-        Activation::Relu => dy.mask_fill(x.lower_equal_elem(0.0), 0.0),
-        Activation::Relu6 => dy.mask_fill(x.clone().lower_equal_elem(0.0).bool_or(x.greater_equal_elem(6.0)), 0.0),
-        Activation::Tanh => dy * activation::tanh(x).square().neg().add_scalar(1.0),
-        Activation::Gelu => {
-            let cdf = x.clone().mul_scalar(std::f64::consts::FRAC_1_SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5);
-            let pdf = x.clone().square().mul_scalar(-0.5).exp().mul_scalar(0.398_942_280_401_432_7);
-            dy * (cdf + x * pdf)
-        }
-        Activation::Sigmoid => {
-            let s = activation::sigmoid(x);
-            dy * (s.clone() * s.neg().add_scalar(1.0))
-        }
-        Activation::Silu => {
-            let s = activation::sigmoid(x.clone());
-            let one_minus = s.clone().neg().add_scalar(1.0);
-            dy * (s * (x * one_minus).add_scalar(1.0))
-        }
-        other => unreachable!("activation {other:?} is rejected when the layout is built"),
-    }
-}
-
-pub(crate) fn generic_act<B: Backend, const D: usize>(kind: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
-    match kind {
-        Activation::Relu => activation::relu(x),
-        Activation::Relu6 => x.clamp(0.0, 6.0),
-        Activation::Tanh => activation::tanh(x),
-        Activation::Gelu => activation::gelu(x),
-        Activation::Sigmoid => activation::sigmoid(x),
-        Activation::Silu => activation::silu(x),
-        other => unreachable!("activation {other:?} is rejected when the layout is built"),
-    }
-}
-
-pub(crate) fn generic_gap<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 2> {
-    let [c, n, h, w] = x.dims();
-    x.reshape([c, n, h * w]).mean_dim(2).reshape([c, n]).transpose()
-}
-
 /// Kernels of one inner backend, on raw tensor primitives, feature maps in CNHW.
 pub trait Kernels: Backend {
     /// `conv(relu?(x), w)`: x `[Cin, N, H, W]`, w `[Cout, Cin/groups, k, k]` → `[Cout, N, Ho, Wo]`.
@@ -301,11 +197,6 @@ pub trait Kernels: Backend {
     }
 }
 
-/// The generic kernels, on the CPU (the GPU's code path, checked in CI).
-impl Kernels for crate::engine::backend::ReferenceBackend {}
-#[cfg(feature = "cuda")]
-impl Kernels for crate::engine::backend::CudaBackend {}
-
 /// The supernet ops on tensors of backend `Self` (feature maps CNHW).
 pub trait SupernetOps: Backend {
     /// Convolution (no bias; add it separately).
@@ -323,7 +214,7 @@ pub trait SupernetOps: Backend {
     /// BatchNorm with fixed statistics: `(x − mean) / √(var + eps)`.
     fn batch_norm_fixed(x: Tensor<Self, 4>, mean: Tensor<Self, 1>, var: Tensor<Self, 1>) -> Tensor<Self, 4> {
         let c = mean.dims()[0];
-        let inv_std = var.add_scalar(crate::engine::supernet::BN_EPS).sqrt().recip().reshape([c, 1, 1, 1]);
+        let inv_std = var.add_scalar(BN_EPS).sqrt().recip().reshape([c, 1, 1, 1]);
         (x - mean.reshape([c, 1, 1, 1])) * inv_std
     }
     /// Pooling.
@@ -334,41 +225,32 @@ pub trait SupernetOps: Backend {
     fn global_pool(x: Tensor<Self, 4>) -> Tensor<Self, 2>;
 }
 
-/// Implements [`SupernetOps`] for an inner backend by calling its kernels directly.
-macro_rules! inner_supernet_ops {
-    ($backend:ty) => {
-        impl SupernetOps for $backend {
-            fn conv(x: Tensor<Self, 4>, w: Tensor<Self, 4>, spec: ConvSpec) -> Tensor<Self, 4> {
-                from_prim(<$backend as Kernels>::conv_forward(into_prim(x), into_prim(w), spec))
-            }
-            fn batch_norm(x: Tensor<Self, 4>) -> Tensor<Self, 4> {
-                from_prim(<$backend as Kernels>::bn_forward(into_prim(x)).0)
-            }
-            fn batch_norm_stats(x: Tensor<Self, 4>) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
-                let (y, mean, inv_std) = <$backend as Kernels>::bn_forward(into_prim(x));
-                let inv_std = from_prim::<Self, 1>(inv_std);
-                let var = inv_std.square().recip().sub_scalar(crate::engine::supernet::BN_EPS);
-                (from_prim(y), from_prim(mean), var)
-            }
-            fn batch_norm_fixed(x: Tensor<Self, 4>, mean: Tensor<Self, 1>, var: Tensor<Self, 1>) -> Tensor<Self, 4> {
-                let inv_std = var.add_scalar(crate::engine::supernet::BN_EPS).sqrt().recip();
-                from_prim(<$backend as Kernels>::bn_normalize(into_prim(x), into_prim(mean), into_prim(inv_std)))
-            }
-            fn pool(x: Tensor<Self, 4>, spec: PoolSpec) -> Tensor<Self, 4> {
-                from_prim(<$backend as Kernels>::pool_forward(into_prim(x), spec))
-            }
-            fn act(kind: Activation, x: Tensor<Self, 4>) -> Tensor<Self, 4> {
-                from_prim(<$backend as Kernels>::act_forward(kind, into_prim(x)))
-            }
-            fn global_pool(x: Tensor<Self, 4>) -> Tensor<Self, 2> {
-                from_prim(<$backend as Kernels>::gap_forward(into_prim(x)))
-            }
-        }
-    };
+/// Every inner backend runs the supernet ops through its kernels directly (under autodiff, each
+/// becomes one node: [`autodiff`]).
+impl<B: Kernels> SupernetOps for B {
+    fn conv(x: Tensor<Self, 4>, w: Tensor<Self, 4>, spec: ConvSpec) -> Tensor<Self, 4> {
+        from_prim(B::conv_forward(into_prim(x), into_prim(w), spec))
+    }
+    fn batch_norm(x: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        from_prim(B::bn_forward(into_prim(x)).0)
+    }
+    fn batch_norm_stats(x: Tensor<Self, 4>) -> (Tensor<Self, 4>, Tensor<Self, 1>, Tensor<Self, 1>) {
+        let (y, mean, inv_std) = B::bn_forward(into_prim(x));
+        let inv_std = from_prim::<Self, 1>(inv_std);
+        let var = inv_std.square().recip().sub_scalar(BN_EPS);
+        (from_prim(y), from_prim(mean), var)
+    }
+    fn batch_norm_fixed(x: Tensor<Self, 4>, mean: Tensor<Self, 1>, var: Tensor<Self, 1>) -> Tensor<Self, 4> {
+        let inv_std = var.add_scalar(BN_EPS).sqrt().recip();
+        from_prim(B::bn_normalize(into_prim(x), into_prim(mean), into_prim(inv_std)))
+    }
+    fn pool(x: Tensor<Self, 4>, spec: PoolSpec) -> Tensor<Self, 4> {
+        from_prim(B::pool_forward(into_prim(x), spec))
+    }
+    fn act(kind: Activation, x: Tensor<Self, 4>) -> Tensor<Self, 4> {
+        from_prim(B::act_forward(kind, into_prim(x)))
+    }
+    fn global_pool(x: Tensor<Self, 4>) -> Tensor<Self, 2> {
+        from_prim(B::gap_forward(into_prim(x)))
+    }
 }
-
-inner_supernet_ops!(crate::engine::backend::CpuBackend);
-inner_supernet_ops!(crate::engine::backend::ReferenceBackend);
-#[cfg(feature = "cuda")]
-inner_supernet_ops!(crate::engine::backend::CudaBackend);
-

@@ -12,14 +12,15 @@
 //!
 //! The backward passes mirror them: dW as dot products with dY, dX added back through the same
 //! rows or table. Groups wide enough for a matrix product ([`DENSE_GROUP`] input channels or
-//! more) run the dense kernels of [`super::cpu`] on each group's contiguous channel block.
+//! more) run the dense kernels of [`super::conv`] on each group's contiguous channel block.
 //!
 //! Work is split by group (the output, dW and dX blocks of a group are contiguous in CNHW), and
 //! every sum runs in a fixed order: results do not depend on the number of threads.
 
 use rayon::prelude::*;
 
-use super::ConvSpec;
+use super::conv::{conv_backward, conv_forward, ConvGeom};
+use crate::engine::kernels::ConvSpec;
 
 /// Input channels per group from which a group runs as a dense convolution of its own.
 pub(super) const DENSE_GROUP: usize = 16;
@@ -421,4 +422,33 @@ fn relu_mask(dx: &mut [f32], x: &[f32]) {
             *d = 0.0;
         }
     }
+}
+
+/// A grouped convolution wide enough per group for the dense kernels: each group's contiguous
+/// channel block of x, w and y as a convolution of its own.
+pub(super) fn grouped_dense_forward(x: &[f32], w: &[f32], g: GroupedGeom) -> Vec<f32> {
+    let groups = g.spec.groups;
+    let dense = dense_geom(g);
+    let (x_len, w_len) = (x.len() / groups, w.len() / groups);
+    (0..groups).flat_map(|i| conv_forward(&x[i * x_len..][..x_len], &w[i * w_len..][..w_len], dense)).collect()
+}
+
+/// Backward of [`grouped_dense_forward`].
+pub(super) fn grouped_dense_backward(x: &[f32], w: &[f32], dy: &[f32], g: GroupedGeom, need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>) {
+    let groups = g.spec.groups;
+    let dense = dense_geom(g);
+    let (x_len, w_len, dy_len) = (x.len() / groups, w.len() / groups, dy.len() / groups);
+    let (mut dx, mut dw) = (Vec::with_capacity(if need_dx { x.len() } else { 0 }), Vec::with_capacity(w.len()));
+    for i in 0..groups {
+        let (dxi, dwi) = conv_backward(&x[i * x_len..][..x_len], &w[i * w_len..][..w_len], &dy[i * dy_len..][..dy_len], dense, need_dx);
+        dx.extend(dxi.unwrap_or_default());
+        dw.extend(dwi);
+    }
+    (need_dx.then_some(dx), dw)
+}
+
+/// One group of a grouped convolution as a dense one.
+fn dense_geom(g: GroupedGeom) -> ConvGeom {
+    let spec = ConvSpec { groups: 1, ..g.spec };
+    ConvGeom { cin: g.cin_group(), n: g.n, h: g.h, w: g.w, cout: g.cout_group(), ho: g.ho, wo: g.wo, spec }
 }

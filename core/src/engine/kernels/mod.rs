@@ -8,18 +8,18 @@
 //! with burn's plain tensor and module ops — backward passes included (burn's own convolution
 //! and pooling backward ops, closed-form activation derivatives), never a nested autodiff
 //! pass, which would block on burn-autodiff's graph lock inside the outer backward. The CUDA
-//! backend uses these defaults ([`generic`]), and so does the `reference` backend (burn's ndarray, on the
-//! CPU), which is how CI trains through exactly the GPU's code path. The flex CPU backend
-//! overrides all of them with direct kernels ([`cpu`]) because burn-flex's generic ops are
-//! several times slower than PyTorch on these small, channel-poor tensors.
+//! backend uses these defaults (module `generic`), and so does the `reference` backend (burn's
+//! ndarray, on the CPU), which is how CI trains through exactly the GPU's code path. The flex
+//! CPU backend overrides all of them with direct kernels (module `cpu`) because burn-flex's
+//! generic ops are several times slower than PyTorch on these small, channel-poor tensors.
 //!
 //! [`SupernetOps`] is the tensor-level interface the supernet forward pass is written against.
 //! It is implemented for the inner backends (evaluation) and for `Autodiff<B>` (training),
 //! where each kernel becomes one autodiff node whose backward calls the matching backward
-//! kernel ([`autodiff`]).
+//! kernel (module `autodiff`).
 
-pub mod autodiff;
-pub mod cpu;
+mod autodiff;
+mod cpu;
 pub(crate) mod generic;
 
 use burn::tensor::{
@@ -35,7 +35,7 @@ use generic::{
 };
 
 /// BatchNorm epsilon (PyTorch's default).
-pub const BN_EPS: f64 = 1e-5;
+pub(crate) const BN_EPS: f64 = 1e-5;
 
 /// A convolution: square kernel, stride, zero padding, groups; optionally a ReLU applied to
 /// the input on the fly (the ReLU of a ReLU→Conv pair, fused).
@@ -226,7 +226,7 @@ pub trait SupernetOps: Backend {
 }
 
 /// Every inner backend runs the supernet ops through its kernels directly (under autodiff, each
-/// becomes one node: [`autodiff`]).
+/// becomes one node, see module `autodiff`).
 impl<B: Kernels> SupernetOps for B {
     fn conv(x: Tensor<Self, 4>, w: Tensor<Self, 4>, spec: ConvSpec) -> Tensor<Self, 4> {
         from_prim(B::conv_forward(into_prim(x), into_prim(w), spec))

@@ -28,28 +28,28 @@ pub(super) const DENSE_GROUP: usize = 16;
 /// Shapes of a grouped convolution: x `[cin, n, h, w]`, w `[cout, cin/groups, k, k]`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct GroupedGeom {
-    pub cin: usize,
-    pub n: usize,
-    pub h: usize,
-    pub w: usize,
-    pub cout: usize,
-    pub ho: usize,
-    pub wo: usize,
-    pub spec: ConvSpec,
+    pub(super) cin: usize,
+    pub(super) n: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) cout: usize,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
+    pub(super) spec: ConvSpec,
 }
 
 impl GroupedGeom {
-    pub fn new(x: [usize; 4], w: [usize; 4], spec: ConvSpec) -> Self {
+    pub(super) fn new(x: [usize; 4], w: [usize; 4], spec: ConvSpec) -> Self {
         GroupedGeom { cin: x[0], n: x[1], h: x[2], w: x[3], cout: w[0], ho: spec.out_size(x[2]), wo: spec.out_size(x[3]), spec }
     }
 
     /// Input channels of one group.
-    pub fn cin_group(&self) -> usize {
+    pub(super) fn cin_group(&self) -> usize {
         self.cin / self.spec.groups
     }
 
     /// Output channels of one group.
-    pub fn cout_group(&self) -> usize {
+    pub(super) fn cout_group(&self) -> usize {
         self.cout / self.spec.groups
     }
 

@@ -16,43 +16,43 @@
 
 /// A row-major matrix view: pointer and row stride (elements are contiguous within a row).
 #[derive(Clone, Copy)]
-pub struct View {
+pub(super) struct View {
     /// First element.
-    pub ptr: *const f32,
+    pub(super) ptr: *const f32,
     /// Distance between rows, in elements.
-    pub row_stride: usize,
+    pub(super) row_stride: usize,
 }
 
 /// A mutable row-major matrix view.
 #[derive(Clone, Copy)]
-pub struct ViewMut {
+pub(super) struct ViewMut {
     /// First element.
-    pub ptr: *mut f32,
+    pub(super) ptr: *mut f32,
     /// Distance between rows, in elements.
-    pub row_stride: usize,
+    pub(super) row_stride: usize,
 }
 
 /// Columns per panel of a packed matrix.
-pub const PANEL: usize = 16;
+pub(super) const PANEL: usize = 16;
 
 /// A packed matrix: element (r, c) at `ptr[(c / PANEL) · rows · PANEL + r · PANEL + c % PANEL]`.
 #[derive(Clone, Copy)]
-pub struct Packed {
+pub(super) struct Packed {
     /// First element.
-    pub ptr: *const f32,
+    pub(super) ptr: *const f32,
     /// Number of rows.
-    pub rows: usize,
+    pub(super) rows: usize,
 }
 
 impl Packed {
     /// Floats needed to pack a `rows × cols` matrix.
-    pub fn len(rows: usize, cols: usize) -> usize {
+    pub(super) fn len(rows: usize, cols: usize) -> usize {
         cols.div_ceil(PANEL) * PANEL * rows
     }
 
     /// Index of element (r, c).
     #[inline(always)]
-    pub fn index(rows: usize, r: usize, c: usize) -> usize {
+    pub(super) fn index(rows: usize, r: usize, c: usize) -> usize {
         (c / PANEL) * rows * PANEL + r * PANEL + c % PANEL
     }
 }
@@ -60,13 +60,17 @@ impl Packed {
 /// Read access to the long operand, column strip by column strip: [`Operand::strip`] locates
 /// column `c` once, [`Operand::row`] then finds row `r` of it. The elements from `c` to the end
 /// of its panel (packed), its row (strided) or its image row (taps) are contiguous.
-pub trait Operand: Copy {
+pub(super) trait Operand: Copy {
     /// Where a column starts.
     type Strip: Copy;
     /// Locates column `c`.
     fn strip(self, c: usize) -> Self::Strip;
     /// Pointer to element (`r`, the strip's column).
-    fn row(self, strip: Self::Strip, r: usize) -> *const f32;
+    ///
+    /// # Safety
+    /// Element (`r`, the strip's column) must lie inside the operand's buffer: the pointer is
+    /// computed with in-bounds pointer arithmetic.
+    unsafe fn row(self, strip: Self::Strip, r: usize) -> *const f32;
 }
 
 impl Operand for View {
@@ -76,8 +80,8 @@ impl Operand for View {
         c
     }
     #[inline(always)]
-    fn row(self, c: usize, r: usize) -> *const f32 {
-        // SAFETY (of the callers): (r, c) lies inside the view.
+    unsafe fn row(self, c: usize, r: usize) -> *const f32 {
+        // SAFETY: the caller guarantees that (r, c) lies inside the view.
         unsafe { self.ptr.add(r * self.row_stride + c) }
     }
 }
@@ -89,7 +93,8 @@ impl Operand for Packed {
         (c / PANEL) * self.rows * PANEL + c % PANEL
     }
     #[inline(always)]
-    fn row(self, offset: usize, r: usize) -> *const f32 {
+    unsafe fn row(self, offset: usize, r: usize) -> *const f32 {
+        // SAFETY: the caller guarantees that row `r` of the strip lies inside the packed matrix.
         unsafe { self.ptr.add(offset + r * PANEL) }
     }
 }
@@ -98,19 +103,19 @@ impl Operand for Packed {
 /// (no im2col): row `r` (input channel and kernel tap) of column `c` (output pixel) is the
 /// padded plane value at the pixel's position plus the tap's offset `offsets[r]`.
 #[derive(Clone, Copy)]
-pub struct Taps {
+pub(super) struct Taps {
     /// The padded planes (`[channel][image][padded plane]`), past a leading margin.
-    pub ptr: *const f32,
+    pub(super) ptr: *const f32,
     /// Offset of every row's tap (channel plane + kernel position), in elements.
-    pub offsets: *const isize,
+    pub(super) offsets: *const isize,
     /// Output pixels per image.
-    pub plane: usize,
+    pub(super) plane: usize,
     /// Output (and input) width.
-    pub width: usize,
+    pub(super) width: usize,
     /// Elements per padded plane.
-    pub padded_plane: usize,
+    pub(super) padded_plane: usize,
     /// Elements per padded row.
-    pub padded_width: usize,
+    pub(super) padded_width: usize,
 }
 
 impl Operand for Taps {
@@ -121,7 +126,9 @@ impl Operand for Taps {
         image * self.padded_plane + (pixel / self.width) * self.padded_width + pixel % self.width
     }
     #[inline(always)]
-    fn row(self, base: usize, r: usize) -> *const f32 {
+    unsafe fn row(self, base: usize, r: usize) -> *const f32 {
+        // SAFETY: the caller guarantees that `r` is a row of the table (one offset per row) and
+        // that the tap it reads lies inside the padded planes.
         unsafe { self.ptr.offset(base as isize + *self.offsets.add(r)) }
     }
 }
@@ -162,7 +169,7 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 ///
 /// # Safety
 /// The views must cover `m×k`, `k×n` and `m×n` elements; `out` must not overlap the inputs.
-pub unsafe fn broadcast<O: Operand>(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
+pub(super) unsafe fn broadcast<O: Operand>(m: usize, n: usize, k: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => broadcast_avx512(m, n, k, out, a, b, accumulate),
@@ -233,6 +240,8 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize, O: Ope
         let mut acc = [[0f32; L]; R];
         let at = b.strip(col);
         for kk in 0..k {
+            // SAFETY: `kk < k` and columns `col..col + L` are inside `b` (k×n, `col + L ≤ n`),
+            // as the caller of `broadcast` guarantees.
             let strip = &*(b.row(at, kk) as *const [f32; L]);
             for (r, acc_r) in acc.iter_mut().enumerate() {
                 let w = *a_row(r).add(kk);
@@ -255,6 +264,7 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize, O: Ope
         for r in 0..R {
             let mut s = 0f32;
             for kk in 0..k {
+                // SAFETY: `kk < k`, `c < n`: inside `b`.
                 s = madd::<FMA>(*a_row(r).add(kk), *b.row(at, kk), s);
             }
             let dst = out.ptr.add((row + r) * out.row_stride + c);
@@ -267,7 +277,7 @@ unsafe fn broadcast_rows<const FMA: bool, const L: usize, const R: usize, O: Ope
 ///
 /// # Safety
 /// The views must cover `m×p`, `n×p` and `m×n` elements; `out` must not overlap the inputs.
-pub unsafe fn dot_grid<O: Operand>(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
+pub(super) unsafe fn dot_grid<O: Operand>(m: usize, n: usize, p: usize, out: ViewMut, a: View, b: O, accumulate: bool) {
     match isa() {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => dot_grid_avx512(m, n, p, out, a, b, accumulate),
@@ -337,6 +347,8 @@ unsafe fn dot_tile<const FMA: bool, const L: usize, const I: usize, const J: usi
     let mut q = 0;
     while q + L <= p {
         let at = b.strip(q);
+        // SAFETY: rows `j..j + J` (`≤ n`) and columns `q..q + L` (`≤ p`) are inside `b` (n×p),
+        // as the caller of `dot_grid` guarantees.
         let bs: [&[f32; L]; J] = std::array::from_fn(|jj| &*(b.row(at, j + jj) as *const [f32; L]));
         for (ii, acc_i) in acc.iter_mut().enumerate() {
             let av = &*(a.ptr.add((i + ii) * a.row_stride + q) as *const [f32; L]);
@@ -355,6 +367,7 @@ unsafe fn dot_tile<const FMA: bool, const L: usize, const I: usize, const J: usi
                 s += v;
             }
             for qq in q..p {
+                // SAFETY: `qq < p`, `j + jj < n`: inside `b`.
                 s = madd::<FMA>(*a.ptr.add((i + ii) * a.row_stride + qq), *b.row(b.strip(qq), j + jj), s);
             }
             let dst = out.ptr.add((i + ii) * out.row_stride + j + jj);

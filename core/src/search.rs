@@ -56,6 +56,7 @@ use std::{
     str::FromStr,
 };
 
+use fewshot_sdk::arch::{check_choices, ArchMismatch};
 use serde::{Deserialize, Serialize};
 
 use crate::{util::files::write_atomic, util::rng::Rng};
@@ -301,15 +302,16 @@ impl<C: Candidates> Generation<'_, C> {
     }
 }
 
-/// Whether `arch` has one in-range option index per slot.
+/// Whether `arch` has one in-range option index per slot ([`check_choices`]).
 fn check_arch(arch: &[u32], option_counts: &[u32]) -> Result<(), String> {
-    if arch.len() != option_counts.len() {
-        return Err(format!("architecture {arch:?} has {} positions, the space has {}", arch.len(), option_counts.len()));
-    }
-    match arch.iter().zip(option_counts).position(|(&o, &count)| o >= count) {
-        Some(i) => Err(format!("architecture {arch:?}: option {} of slot {i} is out of range (slot has {})", arch[i], option_counts[i])),
-        None => Ok(()),
-    }
+    check_choices(arch, option_counts.iter().copied()).map_err(|e| match e {
+        ArchMismatch::Length { choices, slots } => {
+            format!("architecture {arch:?} has {choices} positions, the space has {slots}")
+        }
+        ArchMismatch::Option { slot, options, choice } => {
+            format!("architecture {arch:?}: option {choice} of slot {slot} is out of range (slot has {options})")
+        }
+    })
 }
 
 /// The settings that differ, as `name old, now new` (e.g. `generations 4, now 2`).

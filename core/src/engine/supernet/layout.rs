@@ -2,6 +2,7 @@
 //! the ReLU→convolution fusion.
 
 use fewshot_sdk::{
+    arch::{check_choices, ArchMismatch},
     graph::{known_activation, known_op},
     Activation, Graph, Op, Shape, Slot,
 };
@@ -108,7 +109,8 @@ pub(crate) enum Layer {
 #[derive(Clone, Debug)]
 pub struct SupernetLayout {
     graph: Graph,
-    slots: Vec<usize>,
+    /// Options of every slot.
+    slots: Vec<u32>,
     shapes: Vec<Shape>,
     pub(super) layers: Vec<Layer>,
     /// Input nodes of every node after fusion (a fused conv reads its ReLU's input).
@@ -223,7 +225,7 @@ impl SupernetLayout {
         let inputs = fuse_relu_into_conv(graph, &mut layers);
         Ok(SupernetLayout {
             graph: graph.clone(),
-            slots: slots.iter().map(|s| s.options.len()).collect(),
+            slots: slots.iter().map(|s| s.options.len() as u32).collect(),
             shapes,
             layers,
             inputs,
@@ -283,21 +285,14 @@ impl SupernetLayout {
         format!("{:016x}", fnv1a(layout.as_bytes()))
     }
 
-    /// Checks an architecture against the space's slots.
+    /// Checks an architecture against the space's slots ([`check_choices`]).
     pub fn check_arch(&self, arch: &[u32]) -> Result<(), String> {
-        if arch.len() != self.slots.len() {
-            return Err(format!(
-                "architecture has {} choices but the space has {} slots",
-                arch.len(),
-                self.slots.len()
-            ));
-        }
-        for (i, (&choice, &options)) in arch.iter().zip(&self.slots).enumerate() {
-            if choice as usize >= options {
-                return Err(format!("slot {i} has {options} options, got option {choice}"));
+        check_choices(arch, self.slots.iter().copied()).map_err(|e| match e {
+            ArchMismatch::Length { choices, slots } => {
+                format!("architecture has {choices} choices but the space has {slots} slots")
             }
-        }
-        Ok(())
+            ArchMismatch::Option { slot, options, choice } => format!("slot {slot} has {options} options, got option {choice}"),
+        })
     }
 
     /// The nodes `forward` runs for `arch`: active, and needed by the output through active

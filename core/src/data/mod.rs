@@ -44,7 +44,10 @@ use std::{
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::util::{hash::Fnv1a, rng::Rng};
+use crate::util::{
+    hash::{mix64, Fnv1a},
+    rng::Rng,
+};
 
 /// Per-channel normalisation mean (CIFAR-10, on the 0..1 scale).
 pub const CIFAR_MEAN: [f32; 3] = [125.3 / 255.0, 123.0 / 255.0, 113.9 / 255.0];
@@ -102,16 +105,14 @@ impl Dataset {
     /// One key per image, from its label and pixels only, mixed with `seed`: an image keeps
     /// its key wherever the source stores it.
     fn content_keys(&self, seed: u64) -> Vec<u64> {
-        let mut salt = seed ^ 0x5EED_0F_1A6E;
-        let salt = crate::util::rng::splitmix64(&mut salt);
+        let salt = mix64(seed ^ 0x5EED_0F_1A6E);
         (0..self.len())
             .into_par_iter()
             .map(|i| {
                 let mut h = Fnv1a::new();
                 h.write(&self.labels[i].to_le_bytes());
                 h.write(self.image(i));
-                let mut x = h.finish() ^ salt;
-                crate::util::rng::splitmix64(&mut x)
+                mix64(h.finish() ^ salt)
             })
             .collect()
     }
@@ -595,7 +596,7 @@ fn write_cache(path: &Path, key: u64, data: &Dataset) -> Result<(), String> {
     let mut h = Fnv1a::new();
     h.write(&out);
     out.extend_from_slice(&h.finish().to_le_bytes());
-    crate::util::files::save(path, &out)
+    crate::util::files::save(path, &out).map_err(|e| e.to_string())
 }
 
 fn read_cache(path: &Path, key: u64) -> Option<Dataset> {

@@ -531,7 +531,7 @@ struct PlanSteps<'a> {
 
 #[derive(Serialize, Deserialize)]
 struct StepsState {
-    rng: [u64; 4],
+    rng: Rng,
     sampler: String,
 }
 
@@ -550,7 +550,7 @@ impl StepSource for PlanSteps<'_> {
     }
 
     fn save_state(&self) -> String {
-        let state = StepsState { rng: self.drawer.rng().state(), sampler: self.sampler_state.clone() };
+        let state = StepsState { rng: self.drawer.rng().clone(), sampler: self.sampler_state.clone() };
         serde_json::to_string(&state).expect("plain data serialises")
     }
 
@@ -559,7 +559,7 @@ impl StepSource for PlanSteps<'_> {
             serde_json::from_str(state).map_err(|e| format!("the checkpoint's sampler state is unreadable: {e}"))?;
         self.sampler.load_state(RStr::from_str(&state.sampler)).into_result().map_err(|e| e.into_string())?;
         self.sampler_state = state.sampler;
-        self.drawer = self.plan.drawer(Rng::from_state(state.rng));
+        self.drawer = self.plan.drawer(state.rng);
         Ok(())
     }
 }
@@ -609,7 +609,7 @@ where
     type Output = Result<T, String>;
 
     fn run<B: EngineBackend>(self, device: B::Device) -> Result<T, String> {
-        let loaded = checkpoint::load::<B>(&self.checkpoint, self.layout, self.supernets, &device)?;
+        let loaded = checkpoint::load::<B>(&self.checkpoint, self.layout, self.supernets, &device).map_err(|e| e.to_string())?;
         let set = EvalSet::<B>::new(&self.images, self.batch_size, self.seed, &device);
         let calibration = self
             .recalibrate

@@ -59,7 +59,7 @@ fn write_cache(path: &Path, key: u64, data: &Dataset) -> Result<(), String> {
     let mut h = Fnv1a::new();
     h.write(&out);
     out.extend_from_slice(&h.finish().to_le_bytes());
-    crate::util::files::save(path, &out)
+    crate::util::files::save(path, &out).map_err(|e| e.to_string())
 }
 
 fn read_cache(path: &Path, key: u64) -> Option<Dataset> {

@@ -48,7 +48,10 @@ use std::{
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::util::{hash::Fnv1a, rng::Rng};
+use crate::util::{
+    hash::{mix64, Fnv1a},
+    rng::Rng,
+};
 
 pub use batches::{batch_indices, epoch_order, make_batch, Augment, Batch, Prefetch, CIFAR_MEAN, CIFAR_STD};
 pub use cifar::load_cifar_bin;
@@ -110,16 +113,14 @@ impl Dataset {
     /// One key per image, from its label and pixels only, mixed with `seed`: an image keeps
     /// its key wherever the source stores it.
     fn content_keys(&self, seed: u64) -> Vec<u64> {
-        let mut salt = seed ^ 0x5EED_0F_1A6E;
-        let salt = crate::util::rng::splitmix64(&mut salt);
+        let salt = mix64(seed ^ 0x5EED_0F_1A6E);
         (0..self.len())
             .into_par_iter()
             .map(|i| {
                 let mut h = Fnv1a::new();
                 h.write(&self.labels[i].to_le_bytes());
                 h.write(self.image(i));
-                let mut x = h.finish() ^ salt;
-                crate::util::rng::splitmix64(&mut x)
+                mix64(h.finish() ^ salt)
             })
             .collect()
     }

@@ -202,7 +202,7 @@ pub fn train<B: EngineBackend>(
         if !checkpoint_path.exists() {
             return Err(format!("cannot resume: {} has no checkpoint", run.run_dir.display()));
         }
-        let loaded = checkpoint::load::<B>(&checkpoint_path, run.layout.clone(), run.supernets, device)?;
+        let loaded = checkpoint::load::<B>(&checkpoint_path, run.layout.clone(), run.supernets, device).map_err(|e| e.to_string())?;
         if loaded.state.seed != config.seed {
             return Err(format!(
                 "{} was trained with seed {}; resume it with the same seed (got {})",
@@ -247,10 +247,9 @@ pub fn train<B: EngineBackend>(
             epochs_done: epoch + 1,
             steps_done,
             step_source: source.save_state(),
-            rngs: Default::default(),
             extra: run.extra.clone(),
         };
-        checkpoint::save(&checkpoint_path, &engine.nets, &engine.optim, &state)?;
+        checkpoint::save(&checkpoint_path, &engine.nets, &engine.optim, &state).map_err(|e| e.to_string())?;
         append_metrics(&metrics_path, &metrics)?;
         history.push(metrics);
         epochs_done += 1;
@@ -379,7 +378,7 @@ fn write_config(run: &TrainRun) -> Result<(), String> {
         "training_images": run.data.len(),
     });
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    save(&run.run_dir.join(CONFIG_FILE), text.as_bytes())
+    save(&run.run_dir.join(CONFIG_FILE), text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Appends one line; the file is rewritten atomically so a crash never leaves half a line.
@@ -392,7 +391,7 @@ fn append_metrics(path: &Path, metrics: &EpochMetrics) -> Result<(), String> {
     line.push(b'\n');
     let mut bytes = text.into_bytes();
     bytes.write_all(&line).expect("writing to a vector");
-    save(path, &bytes)
+    save(path, &bytes).map_err(|e| e.to_string())
 }
 
 /// Drops metric lines of epochs after `epochs_done` (written before an interruption).
@@ -408,7 +407,7 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<(), String> {
     if !out.is_empty() {
         out.push('\n');
     }
-    save(path, out.as_bytes())
+    save(path, out.as_bytes()).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -439,10 +438,10 @@ pub(crate) mod tests {
                 .collect())
         }
         fn save_state(&self) -> String {
-            serde_json::to_string(&self.rng.state()).unwrap()
+            serde_json::to_string(&self.rng).unwrap()
         }
         fn load_state(&mut self, state: &str) -> Result<(), String> {
-            self.rng = Rng::from_state(serde_json::from_str(state).map_err(|e| e.to_string())?);
+            self.rng = serde_json::from_str(state).map_err(|e| e.to_string())?;
             Ok(())
         }
     }

@@ -29,6 +29,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A file the engine could not save: the folder could not be created or the file not written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}: {source}", path.display())]
+pub struct SaveError {
+    /// `create` (the folder) or `write` (the file).
+    action: &'static str,
+    /// The folder or file.
+    path: PathBuf,
+    /// What the system said.
+    source: io::Error,
+}
+
+/// [`write_atomic`] for the engine: creates the folder first and reports a failure naming the
+/// folder or file.
+pub fn save(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|source| SaveError { action: "create", path: dir.to_path_buf(), source })?;
+    write_atomic(path, bytes).map_err(|source| SaveError { action: "write", path: path.to_path_buf(), source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,12 +65,4 @@ mod tests {
         assert!(write_atomic(&dir.join("missing/out.txt"), b"x").is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
-}
-
-/// [`write_atomic`] for the engine: creates the folder first and reports a failure as a message
-/// naming the file.
-pub fn save(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    write_atomic(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -1,5 +1,11 @@
 //! FNV-1a, the one content hash of fewshot: cache keys, checksums, layout fingerprints and the
-//! names of random streams. Not cryptographic; stable across platforms and releases.
+//! names of random streams, plus the SplitMix64 mixer for keys. Not cryptographic; stable
+//! across platforms and releases.
+
+use rand_xoshiro::{
+    rand_core::{RngCore, SeedableRng},
+    SplitMix64,
+};
 
 /// An FNV-1a (64-bit) hasher.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +49,12 @@ impl Fnv1a {
     }
 }
 
+/// A well-mixed 64-bit value of `x`: one step of SplitMix64 from state `x` (the `rand_xoshiro`
+/// generator), for turning a hash or seed into a uniformly spread key.
+pub fn mix64(x: u64) -> u64 {
+    SplitMix64::seed_from_u64(x).next_u64()
+}
+
 /// The FNV-1a hash of `bytes`.
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h = Fnv1a::new();
@@ -59,6 +71,8 @@ mod tests {
         assert_eq!(fnv1a(b""), 0xCBF2_9CE4_8422_2325);
         assert_eq!(fnv1a(b"a"), 0xAF63_DC4C_8601_EC8C);
         assert_eq!(fnv1a(b"foobar"), 0x8594_4171_F739_67E8);
+        // SplitMix64 from state 0 (Vigna's reference implementation).
+        assert_eq!(mix64(0), 0xE220_A839_7B1D_CDAF);
     }
 
     #[test]

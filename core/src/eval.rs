@@ -9,13 +9,13 @@
 //! the batch means and of the unbiased batch variances), and is then evaluated with those.
 
 use burn::tensor::{Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
     engine::backend::EngineBackend,
     data::{batch_indices, make_batch, Dataset},
     train::step::count_correct,
     engine::supernet::{tensor_to_vec, BnStats, RunningStats, Supernets},
+    progress::{Job, Progress},
 };
 
 /// A dataset as ready-made batches on a device.
@@ -113,26 +113,16 @@ impl<'a, B: EngineBackend> Evaluator<'a, B> {
         Ok(100.0 * correct as f64 / self.data.images as f64)
     }
 
-    /// Accuracies of many (subspace, architecture) pairs, in order, with an optional progress
-    /// bar on stderr.
-    pub fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: bool) -> Result<Vec<f64>, String> {
-        let bar = if progress {
-            let bar = ProgressBar::with_draw_target(Some(pairs.len() as u64), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("evaluating [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
-                    .expect("valid progress template")
-                    .progress_chars("=> "),
-            );
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
+    /// Accuracies of many (subspace, architecture) pairs, in order, reporting each pair done to
+    /// `progress`.
+    pub fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: &dyn Progress) -> Result<Vec<f64>, String> {
+        progress.start(Job::Evaluation, pairs.len() as u64);
         let mut out = Vec::with_capacity(pairs.len());
         for (k, arch) in pairs {
             out.push(self.accuracy(*k, arch)?);
-            bar.inc(1);
+            progress.advance(1);
         }
-        bar.finish_and_clear();
+        progress.finish();
         Ok(out)
     }
 }
@@ -145,6 +135,7 @@ mod tests {
     use crate::{
         engine::backend::CpuBackend,
         data::builtin,
+        progress::NoProgress,
         train::{tests::{source, tiny_run}, train, Trained, TrainRun},
     };
 
@@ -158,7 +149,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let mut run = TrainRun { ..tiny_run(&dir, 4, Arc::new(train_set.clone())) };
         run.config.schedule = crate::train::optim::LrSchedule::CosineEpoch { base: 0.1, min: 0.01 };
-        let trained = train::<B>(run, &mut source(3), &Default::default()).unwrap();
+        let trained = train::<B>(run, &mut source(3), &Default::default(), &NoProgress).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         (trained, train_set, test_set)
     }
@@ -170,7 +161,7 @@ mod tests {
         assert_eq!((test.images(), test.batches()), (200, 2));
         let evaluator = Evaluator::new(&trained.nets, &test);
         let pairs: Vec<(u32, Vec<u32>)> = vec![(0, vec![0, 0]), (1, vec![1, 1]), (0, vec![0, 1])];
-        let accuracies = evaluator.accuracy_many(&pairs, false).unwrap();
+        let accuracies = evaluator.accuracy_many(&pairs, &NoProgress).unwrap();
         assert!(accuracies.iter().all(|&a| a > 25.0), "well above the 10% of chance: {accuracies:?}");
         assert_eq!(evaluator.accuracy(0, &[0, 0]).unwrap(), accuracies[0], "deterministic");
         assert!(evaluator.accuracy(5, &[0, 0]).unwrap_err().contains("subspace 5"));

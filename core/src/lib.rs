@@ -11,12 +11,15 @@
 //! - [`eval`]: subnet accuracy estimates;
 //! - [`search`]: evolutionary and random search;
 //! - [`metrics`]: rank correlations against a ground truth.
+//!
+//! [`progress`] is how [`train`] and [`eval`] report the progress of their long jobs to the caller.
 
 pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod metrics;
 pub mod plan;
+pub mod progress;
 pub mod search;
 pub mod space;
 pub mod train;

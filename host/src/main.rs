@@ -11,6 +11,7 @@ mod workflow;
 mod conformance;
 mod elf;
 mod output;
+mod progress;
 mod registry;
 mod report;
 

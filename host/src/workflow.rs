@@ -29,6 +29,7 @@ use fewshot_core::{
     search::{Candidates, Evaluated, Fitness, SearchState},
     engine::supernet::SupernetLayout,
     train::{self as engine, StepSource, TrainRun, CHECKPOINT_FILE, METRICS_FILE},
+    progress::NoProgress,
 };
 use fewshot_sdk::{abi_stable::std_types::RStr, ffi::SamplerBox, Arch, PluginKind};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,7 @@ use crate::{
     commands::split::{csv_fields, split_report, SplitReport},
     config::{RunConfig, CONFIG_FILE},
     conformance::checked_space,
+    progress::Bars,
     registry::{spec_name, Registry},
     report::{read_metrics_jsonl, text_table, EpochRecord},
 };
@@ -573,7 +575,7 @@ impl BackendJob for TrainJob<'_> {
     type Output = Result<(), String>;
 
     fn run<B: EngineBackend>(mut self, device: B::Device) -> Result<(), String> {
-        engine::train::<B>(self.run, &mut self.source, &device).map(|_| ())
+        engine::train::<B>(self.run, &mut self.source, &device, &Bars::new()).map(|_| ())
     }
 }
 
@@ -585,7 +587,8 @@ pub trait EvaluatorDyn {
 
 impl<B: EngineBackend> EvaluatorDyn for Evaluator<'_, B> {
     fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: bool) -> Result<Vec<f64>, String> {
-        Evaluator::accuracy_many(self, pairs, progress)
+        let bars = Bars::new();
+        Evaluator::accuracy_many(self, pairs, if progress { &bars } else { &NoProgress })
     }
 }
 

@@ -28,7 +28,6 @@ use std::{
 };
 
 use burn::tensor::{Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -39,6 +38,7 @@ use crate::{
     train::optim::{LrSchedule, Sgd, SgdConfig},
     train::step::StepEngine,
     engine::supernet::{SupernetLayout, Supernets},
+    progress::{Job, NoProgress, Progress},
 };
 
 /// File name of the checkpoint inside a run directory.
@@ -78,7 +78,8 @@ pub struct TrainConfig {
     pub augment: Augment,
     /// Seed of the weights, data order and augmentation.
     pub seed: u64,
-    /// Draw a progress bar on stderr.
+    /// Report the progress of every epoch to the [`Progress`] given to [`train`] (else nothing is
+    /// reported).
     pub progress: bool,
 }
 
@@ -181,11 +182,13 @@ pub struct Trained<B: EngineBackend> {
     pub history: Vec<EpochMetrics>,
 }
 
-/// Trains (or resumes) a run on `device`; returns the trained supernets.
+/// Trains (or resumes) a run on `device`, reporting each epoch's steps to `progress` when the
+/// configuration asks for it; returns the trained supernets.
 pub fn train<B: EngineBackend>(
     run: TrainRun,
     source: &mut dyn StepSource,
     device: &B::Device,
+    progress: &dyn Progress,
 ) -> Result<Trained<B>, String> {
     let config = &run.config;
     config.validate()?;
@@ -238,7 +241,7 @@ pub fn train<B: EngineBackend>(
     let last = run.stop_after.map_or(config.epochs, |s| s.min(config.epochs));
     while epochs_done < last {
         let epoch = epochs_done;
-        let metrics = train_epoch(&run, &mut engine, source, epoch, &mut steps_done, device)?;
+        let metrics = train_epoch(&run, &mut engine, source, epoch, &mut steps_done, device, progress)?;
         let state = CheckpointState {
             version: CHECKPOINT_VERSION,
             fingerprint: run.layout.fingerprint(),
@@ -264,6 +267,7 @@ fn train_epoch<B: EngineBackend>(
     epoch: usize,
     steps_done: &mut u64,
     device: &B::Device,
+    progress: &dyn Progress,
 ) -> Result<EpochMetrics, String> {
     let config = &run.config;
     let order = epoch_order(run.data.len(), config.seed, epoch);
@@ -272,7 +276,8 @@ fn train_epoch<B: EngineBackend>(
     let images: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let augment = (config.augment.crop_padding > 0 || config.augment.flip).then_some((config.augment, config.seed, epoch));
     let stream = Prefetch::start(run.data.clone(), batches, augment)?;
-    let bar = progress_bar(config.progress, steps as u64, epoch, config.epochs);
+    let bar = if config.progress { progress } else { &NoProgress };
+    bar.start(Job::Epoch { epoch: epoch + 1, epochs: config.epochs }, steps as u64);
     let start = Instant::now();
     let mut per_net = vec![Tally::default(); run.supernets];
     let mut last_step = vec![u64::MAX; run.supernets];
@@ -301,15 +306,15 @@ fn train_epoch<B: EngineBackend>(
         }
         *steps_done += 1;
         let elapsed = start.elapsed().as_secs_f64();
-        bar.inc(1);
-        bar.set_message(format!(
+        bar.advance(1);
+        bar.message(&format!(
             "loss {:.3} acc {:.1}% {:.0} img/s",
             loss_sum / pairs.max(1) as f64,
             100.0 * correct as f64 / seen.max(1) as f64,
             ((step + 1) as f64 * n as f64) / elapsed.max(1e-9)
         ));
     }
-    bar.finish_and_clear();
+    bar.finish();
     let seconds = start.elapsed().as_secs_f64();
     Ok(EpochMetrics {
         epoch: epoch + 1,
@@ -350,21 +355,6 @@ impl Tally {
         self.correct += correct;
         self.seen += images;
     }
-}
-
-fn progress_bar(enabled: bool, steps: u64, epoch: usize, epochs: usize) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template(&format!(
-        "epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}",
-        epoch + 1
-    ))
-    .expect("valid progress template")
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar
 }
 
 fn write_config(run: &TrainRun) -> Result<(), String> {
@@ -475,17 +465,17 @@ pub(crate) mod tests {
         let data = Arc::new(builtin(40, 2, [3, 8, 8]).unwrap().0);
         let device = Default::default();
         let straight_dir = temp_dir("straight");
-        let straight = train::<CpuBackend>(tiny_run(&straight_dir, 2, data.clone()), &mut source(1), &device).unwrap();
+        let straight = train::<CpuBackend>(tiny_run(&straight_dir, 2, data.clone()), &mut source(1), &device, &NoProgress).unwrap();
         assert_eq!(straight.epochs_done, 2);
 
         let dir = temp_dir("resumed");
         let first = TrainRun { stop_after: Some(1), ..tiny_run(&dir, 2, data.clone()) };
         let mut src = source(1);
-        let part = train::<CpuBackend>(first, &mut src, &device).unwrap();
+        let part = train::<CpuBackend>(first, &mut src, &device, &NoProgress).unwrap();
         assert_eq!(part.epochs_done, 1);
         assert_eq!(fs::read_to_string(dir.join(METRICS_FILE)).unwrap().lines().count(), 1);
         let second = TrainRun { resume: true, ..tiny_run(&dir, 2, data.clone()) };
-        let resumed = train::<CpuBackend>(second, &mut source(999), &device).unwrap();
+        let resumed = train::<CpuBackend>(second, &mut source(999), &device, &NoProgress).unwrap();
         assert_eq!(resumed.epochs_done, 2);
         assert_eq!(resumed.nets.to_host(), straight.nets.to_host(), "bit-identical weights");
 
@@ -500,13 +490,13 @@ pub(crate) mod tests {
 
         let mut other_seed = TrainRun { resume: true, ..tiny_run(&dir, 3, data.clone()) };
         other_seed.config.seed = 5;
-        let err = train::<CpuBackend>(other_seed, &mut source(1), &device).err().unwrap();
+        let err = train::<CpuBackend>(other_seed, &mut source(1), &device, &NoProgress).err().unwrap();
         assert!(err.contains("seed 4"), "{err}");
         let again = TrainRun { ..tiny_run(&dir, 2, data.clone()) };
-        let err = train::<CpuBackend>(again, &mut source(1), &device).err().unwrap();
+        let err = train::<CpuBackend>(again, &mut source(1), &device, &NoProgress).err().unwrap();
         assert!(err.contains("already holds a run"), "{err}");
         let fresh = TrainRun { resume: true, ..tiny_run(&temp_dir("nothing"), 2, data) };
-        assert!(train::<CpuBackend>(fresh, &mut source(1), &device).err().unwrap().contains("no checkpoint"));
+        assert!(train::<CpuBackend>(fresh, &mut source(1), &device, &NoProgress).err().unwrap().contains("no checkpoint"));
         let _ = fs::remove_dir_all(&straight_dir);
         let _ = fs::remove_dir_all(&dir);
     }
@@ -530,8 +520,8 @@ pub(crate) mod tests {
         let data = Arc::new(builtin(48, 2, [3, 8, 8]).unwrap().0);
         let steps = || UniformSteps { rng: Rng::new(3), options: vec![4, 3], supernets: 2 };
         let run = |name: &str| TrainRun { layout: layout.clone(), ..tiny_run(&temp_dir(name), 2, data.clone()) };
-        let direct = train::<CpuBackend>(run("direct"), &mut steps(), &Default::default()).unwrap();
-        let generic = train::<ReferenceBackend>(run("generic"), &mut steps(), &Default::default()).unwrap();
+        let direct = train::<CpuBackend>(run("direct"), &mut steps(), &Default::default(), &NoProgress).unwrap();
+        let generic = train::<ReferenceBackend>(run("generic"), &mut steps(), &Default::default(), &NoProgress).unwrap();
         let moved = weight_distance(&direct.nets.to_host(), &fresh_weights(&layout));
         let apart = weight_distance(&direct.nets.to_host(), &generic.nets.to_host());
         assert!(moved > 1e-2, "training moved the weights ({moved})");
@@ -551,10 +541,10 @@ pub(crate) mod tests {
         let data = Arc::new(builtin(40, 2, [3, 8, 8]).unwrap().0);
         let device = Default::default();
         let dir = temp_dir("nan");
-        train::<CpuBackend>(TrainRun { stop_after: Some(1), ..tiny_run(&dir, 3, data.clone()) }, &mut source(2), &device).unwrap();
+        train::<CpuBackend>(TrainRun { stop_after: Some(1), ..tiny_run(&dir, 3, data.clone()) }, &mut source(2), &device, &NoProgress).unwrap();
         let mut run = TrainRun { resume: true, ..tiny_run(&dir, 3, data) };
         run.config.schedule = LrSchedule::Constant { lr: 1e35 };
-        let err = train::<CpuBackend>(run, &mut source(2), &device).err().unwrap();
+        let err = train::<CpuBackend>(run, &mut source(2), &device, &NoProgress).err().unwrap();
         assert!(err.contains("diverged") && err.contains("epoch 2") && err.contains("intact"), "{err}");
         let state = checkpoint::read_state(&dir.join(CHECKPOINT_FILE)).unwrap();
         assert_eq!(state.epochs_done, 1);

@@ -12,7 +12,7 @@
 //! `checksum` (FNV-1a over every tensor's bytes in name order) catches corruption.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     fs, io,
     path::{Path, PathBuf},
     sync::Arc,
@@ -159,15 +159,31 @@ pub fn save<B: Backend>(
             }
         }
     }
-    let metadata = HashMap::from([
+    let metadata = BTreeMap::from([
         ("fewshot".to_string(), serde_json::to_string(state).expect("the training state serialises")),
         ("checksum".to_string(), checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice())))),
     ]);
     let views = tensors.iter().map(|(name, shape, bytes)| {
         (name.as_str(), TensorView::new(Dtype::F32, shape.to_vec(), bytes).expect("a tensor's bytes match its shape"))
     });
-    let file = safetensors::serialize(views, Some(metadata)).expect("checkpoint tensors serialise");
+    let unordered = metadata.clone().into_iter().collect();
+    let mut file = safetensors::serialize(views, Some(unordered)).expect("checkpoint tensors serialise");
+    sort_metadata(&mut file, &metadata);
     Ok(save_file(path, &file)?)
+}
+
+/// The safetensors crate writes the metadata map first in the header, in a `HashMap`'s random
+/// order: it is written again here in key order (the same bytes, permuted entry by entry), so
+/// that the same weights and state always give the same file, as resumed runs are checked.
+fn sort_metadata(file: &mut [u8], metadata: &BTreeMap<String, String>) {
+    const START: &[u8] = b"{\"__metadata__\":";
+    let sorted = serde_json::to_vec(metadata).expect("metadata serialises");
+    let at = 8 + START.len();
+    assert!(file[8..].starts_with(START), "safetensors writes the metadata first");
+    let written: BTreeMap<String, String> =
+        serde_json::from_slice(&file[at..at + sorted.len()]).expect("the written metadata spans as many bytes");
+    assert_eq!(&written, metadata, "the written metadata holds the same entries");
+    file[at..at + sorted.len()].copy_from_slice(&sorted);
 }
 
 /// A loaded checkpoint.

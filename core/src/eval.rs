@@ -11,12 +11,31 @@
 use burn::tensor::{Tensor, TensorData};
 
 use crate::{
-    engine::backend::EngineBackend,
+    engine::{backend::EngineBackend, EngineError},
     data::{batch_indices, make_batch, Dataset},
     train::step::count_correct,
     engine::supernet::{tensor_to_vec, BnStats, RunningStats, Supernets},
     progress::{Job, Progress},
 };
+
+/// Why an architecture could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A subspace without a supernet.
+    #[error("subspace {subspace} does not exist (there are {supernets} supernets)")]
+    NoSuchSubspace {
+        /// The subspace asked for.
+        subspace: u32,
+        /// Supernets there are.
+        supernets: usize,
+    },
+    /// An architecture the supernets cannot run.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// No image to evaluate on.
+    #[error("the evaluation set is empty")]
+    EmptySet,
+}
 
 /// A dataset as ready-made batches on a device.
 pub struct EvalSet<B: EngineBackend> {
@@ -82,14 +101,14 @@ impl<'a, B: EngineBackend> Evaluator<'a, B> {
     }
 
     /// Top-1 accuracy (%) of architecture `arch` of subspace `subspace`.
-    pub fn accuracy(&self, subspace: u32, arch: &[u32]) -> Result<f64, String> {
+    pub fn accuracy(&self, subspace: u32, arch: &[u32]) -> Result<f64, EvalError> {
         let k = subspace as usize;
         if k >= self.nets.count() {
-            return Err(format!("subspace {subspace} does not exist (there are {} supernets)", self.nets.count()));
+            return Err(EvalError::NoSuchSubspace { subspace, supernets: self.nets.count() });
         }
         self.nets.layout().check_arch(arch)?;
         if self.data.images == 0 {
-            return Err("the evaluation set is empty".into());
+            return Err(EvalError::EmptySet);
         }
         let mut bn = match self.recalibrate {
             None => BnStats::Batch,
@@ -115,7 +134,7 @@ impl<'a, B: EngineBackend> Evaluator<'a, B> {
 
     /// Accuracies of many (subspace, architecture) pairs, in order, reporting each pair done to
     /// `progress`.
-    pub fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: &dyn Progress) -> Result<Vec<f64>, String> {
+    pub fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: &dyn Progress) -> Result<Vec<f64>, EvalError> {
         progress.start(Job::Evaluation, pairs.len() as u64);
         let mut out = Vec::with_capacity(pairs.len());
         for (k, arch) in pairs {
@@ -164,7 +183,7 @@ mod tests {
         let accuracies = evaluator.accuracy_many(&pairs, &NoProgress).unwrap();
         assert!(accuracies.iter().all(|&a| a > 25.0), "well above the 10% of chance: {accuracies:?}");
         assert_eq!(evaluator.accuracy(0, &[0, 0]).unwrap(), accuracies[0], "deterministic");
-        assert!(evaluator.accuracy(5, &[0, 0]).unwrap_err().contains("subspace 5"));
+        assert!(evaluator.accuracy(5, &[0, 0]).unwrap_err().to_string().contains("subspace 5"));
         assert!(evaluator.accuracy(0, &[9, 0]).is_err());
     }
 

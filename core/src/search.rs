@@ -100,13 +100,13 @@ impl fmt::Display for Strategy {
 }
 
 impl FromStr for Strategy {
-    type Err = String;
+    type Err = SearchError;
 
-    fn from_str(text: &str) -> Result<Strategy, String> {
+    fn from_str(text: &str) -> Result<Strategy, SearchError> {
         match text {
             "evolution" => Ok(Strategy::Evolution),
             "random" => Ok(Strategy::Random),
-            other => Err(format!("unknown search strategy '{other}' (expected evolution or random)")),
+            other => Err(SearchError::UnknownStrategy(other.to_string())),
         }
     }
 }
@@ -184,39 +184,36 @@ impl SearchConfig {
 }
 
 /// Errors of the search.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     /// Invalid settings.
+    #[error("invalid search settings: {0}")]
     Config(String),
+    /// A strategy name other than `evolution` and `random`.
+    #[error("unknown search strategy '{0}' (expected evolution or random)")]
+    UnknownStrategy(String),
     /// [`Candidates`] failed or returned a malformed architecture.
+    #[error("drawing search candidates failed: {0}")]
     Candidates(String),
     /// [`Fitness`] failed or returned malformed scores.
+    #[error("scoring search candidates failed: {0}")]
     Fitness(String),
     /// A saved state is unreadable, inconsistent or was made with other settings.
-    State { path: PathBuf, message: String },
+    #[error("{}: {message}", path.display())]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Reading or writing a state file failed.
-    Io { path: PathBuf, source: std::io::Error },
-}
-
-impl fmt::Display for SearchError {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            SearchError::Config(m) => write!(f, "invalid search settings: {m}"),
-            SearchError::Candidates(m) => write!(f, "drawing search candidates failed: {m}"),
-            SearchError::Fitness(m) => write!(f, "scoring search candidates failed: {m}"),
-            SearchError::State { path, message } => write!(f, "{}: {message}", path.display()),
-            SearchError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for SearchError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SearchError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The state file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
 }
 
 /// One evaluated architecture (a row of the search history).
@@ -297,21 +294,26 @@ impl<C: Candidates> Generation<'_, C> {
 
     fn random(&mut self, rng: &mut Rng) -> Result<Vec<u32>, SearchError> {
         let arch = self.candidates.random(rng).map_err(SearchError::Candidates)?;
-        check_arch(&arch, self.option_counts).map_err(SearchError::Candidates)?;
+        check_arch(&arch, self.option_counts).map_err(|e| SearchError::Candidates(arch_mismatch(&arch, e)))?;
         Ok(arch)
     }
 }
 
 /// Whether `arch` has one in-range option index per slot ([`check_choices`]).
-fn check_arch(arch: &[u32], option_counts: &[u32]) -> Result<(), String> {
-    check_choices(arch, option_counts.iter().copied()).map_err(|e| match e {
+fn check_arch(arch: &[u32], option_counts: &[u32]) -> Result<(), ArchMismatch> {
+    check_choices(arch, option_counts.iter().copied())
+}
+
+/// The search's wording of an architecture that does not fit the slots.
+fn arch_mismatch(arch: &[u32], e: ArchMismatch) -> String {
+    match e {
         ArchMismatch::Length { choices, slots } => {
             format!("architecture {arch:?} has {choices} positions, the space has {slots}")
         }
         ArchMismatch::Option { slot, options, choice } => {
             format!("architecture {arch:?}: option {choice} of slot {slot} is out of range (slot has {options})")
         }
-    })
+    }
 }
 
 /// The settings that differ, as `name old, now new` (e.g. `generations 4, now 2`).
@@ -357,7 +359,9 @@ impl SearchState {
         let invalid = |message: String| SearchError::State { path: path.into(), message };
         let state: SearchState =
             serde_json::from_str(&text).map_err(|e| invalid(format!("not a search state: {e}")))?;
-        state.check().map_err(|m| invalid(format!("corrupt search state: {m}")))?;
+        if let Some(why) = state.inconsistency() {
+            return Err(invalid(format!("corrupt search state: {why}")));
+        }
         Ok(state)
     }
 
@@ -394,26 +398,31 @@ impl SearchState {
         write_atomic(path, json.as_bytes()).map_err(|source| SearchError::Io { path: path.into(), source })
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// What makes a loaded state inconsistent, if anything.
+    fn inconsistency(&self) -> Option<String> {
         if self.format != STATE_FORMAT {
-            return Err(format!("layout version {} (this build reads {STATE_FORMAT})", self.format));
+            return Some(format!("layout version {} (this build reads {STATE_FORMAT})", self.format));
         }
-        self.config.validate().map_err(|e| e.to_string())?;
+        if let Err(e) = self.config.validate() {
+            return Some(e.to_string());
+        }
         let mut seen = HashSet::new();
         for row in &self.history {
-            check_arch(&row.arch, &self.option_counts)?;
+            if let Err(e) = check_arch(&row.arch, &self.option_counts) {
+                return Some(arch_mismatch(&row.arch, e));
+            }
             if !row.fitness.is_finite() {
-                return Err(format!("architecture {:?} has fitness {}", row.arch, row.fitness));
+                return Some(format!("architecture {:?} has fitness {}", row.arch, row.fitness));
             }
             if !seen.insert(&row.arch) {
-                return Err(format!("architecture {:?} appears twice in the history", row.arch));
+                return Some(format!("architecture {:?} appears twice in the history", row.arch));
             }
         }
         let n = self.history.len();
         if self.population.iter().chain(&self.top_k).any(|&i| i >= n) || self.top_k.len() > self.config.top_k {
-            return Err("population or top-k refers past the history".into());
+            return Some("population or top-k refers past the history".into());
         }
-        Ok(())
+        None
     }
 
     /// Runs one generation: proposes new candidates, scores them in one batch, updates the
@@ -829,7 +838,7 @@ mod tests {
         let err = state.step(&mut WrongShape, &mut Weighted::new(vec![1.0; 6])).unwrap_err().to_string();
         assert!(err.contains("has 5 positions, the space has 6"), "{err}");
         assert_eq!(state, before);
-        assert_eq!("random".parse::<Strategy>(), Ok(Strategy::Random));
+        assert_eq!("random".parse::<Strategy>().unwrap(), Strategy::Random);
         assert!("genetic".parse::<Strategy>().is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use fewshot_core::plan::{Method, Plan, PlanOptions, ENUMERATION_LIMIT, ESTIMATE_SAMPLE};
+use fewshot_core::plan::{Method, Plan, PlanError, PlanOptions, ENUMERATION_LIMIT, ESTIMATE_SAMPLE};
 use fewshot_core::util::rng::Rng;
 use fewshot_sdk::ffi::{builtin_entries, AnyPlugin, RuleBox, SamplerBox, SpaceBox, SplitterBox};
 use fewshot_sdk::{
@@ -58,7 +58,7 @@ fn opts() -> PlanOptions {
     PlanOptions::default()
 }
 
-fn plan(space_spec: &str, rule_spec: &str, splitter_spec: &str, o: PlanOptions) -> Result<Plan, String> {
+fn plan(space_spec: &str, rule_spec: &str, splitter_spec: &str, o: PlanOptions) -> Result<Plan, PlanError> {
     Plan::build(space(space_spec), rule(rule_spec), splitter(splitter_spec), o)
 }
 
@@ -364,7 +364,7 @@ fn large_series_spaces_use_dynamic_programming_automatically() {
 #[test]
 fn a_rule_that_is_not_additive_fails_loudly() {
     let force = PlanOptions { method: Some(Method::DynamicProgramming), ..opts() };
-    let err = Plan::build(chain_space(3, true), rule("enn"), splitter("nonlin:groups=rest"), force).err().unwrap();
+    let err = Plan::build(chain_space(3, true), rule("enn"), splitter("nonlin:groups=rest"), force).err().unwrap().to_string();
     assert!(err.contains("additive"), "{err}");
 }
 
@@ -555,15 +555,15 @@ fn other_splitters_partition_nb201() {
 
 #[test]
 fn bad_input_gives_clear_errors() {
-    let e = plan("nb201", "enn", "nonlin:groups=0-1,2", opts()).err().unwrap();
+    let e = plan("nb201", "enn", "nonlin:groups=0-1,2", opts()).err().unwrap().to_string();
     assert!(e.contains("count 3") && e.contains("rest"), "{e}");
     let p = plan("nb201", "enn", "nonlin", opts()).unwrap();
-    assert!(p.info(&Arch::new(vec![0, 1])).unwrap_err().contains("slots"));
-    assert!(p.info(&Arch::new(vec![9, 0, 0, 0, 0, 0])).unwrap_err().contains("option"));
+    assert!(p.info(&Arch::new(vec![0, 1])).unwrap_err().to_string().contains("slots"));
+    assert!(p.info(&Arch::new(vec![9, 0, 0, 0, 0, 0])).unwrap_err().to_string().contains("option"));
     assert!(p.parse("|bogus~0|").is_err());
     let mut d = p.drawer(Rng::new(0));
-    assert!(d.draw(3).unwrap_err().contains("does not exist"));
-    let e = plan("mobilenet", "enn", "nonlin", PlanOptions { method: Some(Method::Enumeration), ..opts() }).err().unwrap();
+    assert!(d.draw(3).unwrap_err().to_string().contains("does not exist"));
+    let e = plan("mobilenet", "enn", "nonlin", PlanOptions { method: Some(Method::Enumeration), ..opts() }).err().unwrap().to_string();
     assert!(e.contains("too many to enumerate"), "{e}");
 }
 

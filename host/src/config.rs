@@ -337,12 +337,12 @@ impl RunConfig {
 
     /// The compute device.
     pub fn device(&self) -> Result<fewshot_core::engine::backend::Device> {
-        self.device.parse().map_err(|e: String| anyhow!("device: {e}"))
+        self.device.parse().map_err(|e| anyhow!("device: {e}"))
     }
 
     /// The supernets' BatchNorm mode.
     pub fn norm(&self) -> Result<NormMode> {
-        self.train.norm.parse().map_err(|e: String| anyhow!("train.norm: {e}"))
+        self.train.norm.parse().map_err(|e| anyhow!("train.norm: {e}"))
     }
 
     fn schedule(&self) -> Result<LrSchedule> {

@@ -756,5 +756,5 @@ fn check_sampler(registry: &Registry, spec: &str, contexts: &[SampledSpace], opt
 fn plan_on(registry: &Registry, context: &SampledSpace, splitter: SplitterBox, options: &CheckOptions) -> Result<Plan, String> {
     let space = registry.space(&context.spec).map_err(|e| format!("{e:#}"))?;
     let rule = registry.rule("enn").map_err(|e| format!("{e:#}"))?;
-    Plan::build(space, rule, splitter, PlanOptions { seed: options.seed, ..PlanOptions::default() })
+    Plan::build(space, rule, splitter, PlanOptions { seed: options.seed, ..PlanOptions::default() }).map_err(|e| e.to_string())
 }

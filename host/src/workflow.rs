@@ -148,7 +148,7 @@ impl Run {
 
     /// Loads the data and applies the NB201 protocol (train / valid halves, test).
     pub fn splits(&self, layout: &SupernetLayout) -> Result<Splits> {
-        load_splits(&self.config.data_config(), layout.input_dims(), layout.classes()).map_err(|e| anyhow!(e))
+        load_splits(&self.config.data_config(), layout.input_dims(), layout.classes()).map_err(anyhow::Error::msg)
     }
 
     /// Whether training has written a checkpoint.
@@ -546,7 +546,7 @@ impl<'a> PlanSteps<'a> {
 
 impl StepSource for PlanSteps<'_> {
     fn next_step(&mut self) -> Result<Vec<(u32, Vec<u32>)>, String> {
-        let picks = self.drawer.step(&mut self.sampler)?;
+        let picks = self.drawer.step(&mut self.sampler).map_err(|e| e.to_string())?;
         self.sampler_state = self.sampler.save_state().into_result().map_err(|e| e.into_string())?.into_string();
         Ok(picks.into_iter().map(|p| (p.subspace, p.arch.choices.into_vec())).collect())
     }
@@ -575,7 +575,7 @@ impl BackendJob for TrainJob<'_> {
     type Output = Result<(), String>;
 
     fn run<B: EngineBackend>(mut self, device: B::Device) -> Result<(), String> {
-        engine::train::<B>(self.run, &mut self.source, &device, &Bars::new()).map(|_| ())
+        engine::train::<B>(self.run, &mut self.source, &device, &Bars::new()).map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -588,7 +588,7 @@ pub trait EvaluatorDyn {
 impl<B: EngineBackend> EvaluatorDyn for Evaluator<'_, B> {
     fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: bool) -> Result<Vec<f64>, String> {
         let bars = Bars::new();
-        Evaluator::accuracy_many(self, pairs, if progress { &bars } else { &NoProgress })
+        Evaluator::accuracy_many(self, pairs, if progress { &bars } else { &NoProgress }).map_err(|e| e.to_string())
     }
 }
 
@@ -672,7 +672,7 @@ impl Fitness for SupernetFitness<'_> {
     fn evaluate(&mut self, archs: &[Vec<u32>]) -> Result<Vec<f64>, String> {
         let pairs = archs
             .iter()
-            .map(|a| self.plan.info(&Arch::new(a.clone())).map(|info| (info.subspace, a.clone())))
+            .map(|a| self.plan.info(&Arch::new(a.clone())).map(|info| (info.subspace, a.clone())).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, String>>()?;
         self.eval.accuracy_many(&pairs, false)
     }

@@ -7,7 +7,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::Dataset;
+use super::{DataError, Dataset};
 use crate::util::rng::Rng;
 
 /// Per-channel normalisation mean (CIFAR-10, on the 0..1 scale).
@@ -121,7 +121,7 @@ impl Prefetch {
         data: Arc<Dataset>,
         batches: Vec<Vec<usize>>,
         augment: Option<(Augment, u64, usize)>,
-    ) -> Result<Prefetch, String> {
+    ) -> Result<Prefetch, DataError> {
         let (sender, receiver) = mpsc::sync_channel(2);
         let worker = thread::Builder::new()
             .name("fewshot-prefetch".into())
@@ -132,7 +132,7 @@ impl Prefetch {
                     }
                 }
             })
-            .map_err(|e| format!("cannot start the data prefetch thread: {e}"))?;
+            .map_err(DataError::Prefetch)?;
         Ok(Prefetch { receiver: Some(receiver), worker: Some(worker) })
     }
 }

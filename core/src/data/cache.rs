@@ -8,14 +8,14 @@ use std::{
 
 use super::{
     image_folder::{load_image_folder, tree_key},
-    Dataset,
+    DataError, Dataset,
 };
-use crate::util::hash::Fnv1a;
+use crate::util::{files::SaveError, hash::Fnv1a};
 
 /// Decodes an ImageFolder tree (`<class>/<image>`), through the on-disk cache.
-pub(super) fn load_image_folder_cached(root: &Path, cache_dir: Option<&Path>) -> Result<Dataset, String> {
+pub(super) fn load_image_folder_cached(root: &Path, cache_dir: Option<&Path>) -> Result<Dataset, DataError> {
     if !root.is_dir() {
-        return Err(format!("{} is missing (an ImageFolder tree needs train/ and test/)", root.display()));
+        return Err(DataError::FolderMissing(root.to_path_buf()));
     }
     let key = tree_key(root)?;
     let cache = cache_dir.map(Path::to_path_buf).or_else(default_cache_dir).map(|d| d.join(format!("images-{key:016x}.bin")));
@@ -41,7 +41,7 @@ fn default_cache_dir() -> Option<PathBuf> {
 
 const CACHE_MAGIC: &[u8; 12] = b"FEWSHOTIMG1\n";
 
-fn write_cache(path: &Path, key: u64, data: &Dataset) -> Result<(), String> {
+fn write_cache(path: &Path, key: u64, data: &Dataset) -> Result<(), SaveError> {
     let mut out = Vec::with_capacity(data.pixels.len() + data.labels.len() * 4 + 1024);
     out.extend_from_slice(CACHE_MAGIC);
     out.extend_from_slice(&key.to_le_bytes());
@@ -59,7 +59,7 @@ fn write_cache(path: &Path, key: u64, data: &Dataset) -> Result<(), String> {
     let mut h = Fnv1a::new();
     h.write(&out);
     out.extend_from_slice(&h.finish().to_le_bytes());
-    crate::util::files::save(path, &out).map_err(|e| e.to_string())
+    crate::util::files::save(path, &out)
 }
 
 fn read_cache(path: &Path, key: u64) -> Option<Dataset> {

@@ -5,7 +5,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::Dataset;
+use super::{DataError, Dataset};
 
 /// The folder holding the CIFAR-10 `.bin` files, if `root` is (or contains) one.
 pub(super) fn cifar_folder(root: &Path) -> Option<PathBuf> {
@@ -19,30 +19,26 @@ const CIFAR_CLASSES: [&str; 10] =
 const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
 
 /// Reads the official CIFAR-10 binary files: (training set, test set).
-pub fn load_cifar_bin(dir: &Path) -> Result<(Dataset, Dataset), String> {
+pub fn load_cifar_bin(dir: &Path) -> Result<(Dataset, Dataset), DataError> {
     let classes: Vec<String> = match fs::read_to_string(dir.join("batches.meta.txt")) {
         Ok(text) => text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect(),
         Err(_) => CIFAR_CLASSES.iter().map(|s| s.to_string()).collect(),
     };
     if classes.len() != 10 {
-        return Err(format!("{}: batches.meta.txt names {} classes, CIFAR-10 has 10", dir.display(), classes.len()));
+        return Err(DataError::CifarClasses { dir: dir.to_path_buf(), count: classes.len() });
     }
-    let read = |names: &[String]| -> Result<Dataset, String> {
+    let read = |names: &[String]| -> Result<Dataset, DataError> {
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
         for name in names {
             let path = dir.join(name);
-            let bytes = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes = fs::read(&path).map_err(|source| DataError::Io { action: "read", path: path.clone(), source })?;
             if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
-                return Err(format!(
-                    "{} is truncated or not a CIFAR-10 batch: {} bytes is not a multiple of the {CIFAR_RECORD}-byte record",
-                    path.display(),
-                    bytes.len()
-                ));
+                return Err(DataError::CifarTruncated { path, bytes: bytes.len(), record: CIFAR_RECORD });
             }
             for (r, record) in bytes.chunks_exact(CIFAR_RECORD).enumerate() {
                 if record[0] >= 10 {
-                    return Err(format!("{} record {r}: label {} is not a CIFAR-10 class", path.display(), record[0]));
+                    return Err(DataError::CifarLabel { path, record: r, label: record[0] });
                 }
                 labels.push(record[0] as u32);
                 pixels.extend_from_slice(&record[1..]);
@@ -53,7 +49,7 @@ pub fn load_cifar_bin(dir: &Path) -> Result<(Dataset, Dataset), String> {
     let train_names: Vec<String> = (1..=5).map(|i| format!("data_batch_{i}.bin")).collect();
     for name in train_names.iter().chain(std::iter::once(&"test_batch.bin".to_string())) {
         if !dir.join(name).is_file() {
-            return Err(format!("{}: {name} is missing", dir.display()));
+            return Err(DataError::CifarMissing { dir: dir.to_path_buf(), name: name.clone() });
         }
     }
     Ok((read(&train_names)?, read(&["test_batch.bin".to_string()])?))
@@ -89,7 +85,7 @@ mod tests {
         let config = DataConfig { path: Some(dir.clone()), ..Default::default() };
         let splits = load_splits(&config, [3, 32, 32], 10).unwrap();
         assert_eq!((splits.train.len(), splits.valid.len(), splits.test.len()), (50, 50, 20));
-        let err = load_splits(&config, [3, 32, 32], 100).unwrap_err();
+        let err = load_splits(&config, [3, 32, 32], 100).unwrap_err().to_string();
         assert!(err.contains("10 classes") && err.contains("100 outputs"), "{err}");
     }
 
@@ -101,15 +97,15 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes.truncate(bytes.len() - 100);
         fs::write(&path, &bytes).unwrap();
-        let err = load_cifar_bin(&dir).unwrap_err();
+        let err = load_cifar_bin(&dir).unwrap_err().to_string();
         assert!(err.contains("data_batch_3.bin") && err.contains("truncated"), "{err}");
         write_cifar(&dir, 3);
         let mut bytes = fs::read(dir.join("test_batch.bin")).unwrap();
         bytes[CIFAR_RECORD] = 42;
         fs::write(dir.join("test_batch.bin"), &bytes).unwrap();
-        let err = load_cifar_bin(&dir).unwrap_err();
+        let err = load_cifar_bin(&dir).unwrap_err().to_string();
         assert!(err.contains("label 42"), "{err}");
         fs::remove_file(dir.join("data_batch_5.bin")).unwrap();
-        assert!(load_cifar_bin(&dir).unwrap_err().contains("data_batch_5.bin is missing"));
+        assert!(load_cifar_bin(&dir).unwrap_err().to_string().contains("data_batch_5.bin is missing"));
     }
 }

@@ -9,11 +9,11 @@ use std::{
 
 use rayon::prelude::*;
 
-use super::Dataset;
+use super::{DataError, Dataset};
 use crate::util::hash::Fnv1a;
 
 /// A fingerprint of a file tree: every file's relative path, size and modification time.
-pub(super) fn tree_key(root: &Path) -> Result<u64, String> {
+pub(super) fn tree_key(root: &Path) -> Result<u64, DataError> {
     let mut files = Vec::new();
     collect_files(root, root, &mut files)?;
     files.sort();
@@ -26,12 +26,12 @@ pub(super) fn tree_key(root: &Path) -> Result<u64, String> {
     Ok(h.finish())
 }
 
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u128)>) -> Result<(), String> {
-    let entries = fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u128)>) -> Result<(), DataError> {
+    let entries = fs::read_dir(dir).map_err(io_error("list", dir))?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        let entry = entry.map_err(io_error("list", dir))?;
         let path = entry.path();
-        let meta = fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let meta = fs::metadata(&path).map_err(io_error("read", &path))?;
         if meta.is_dir() {
             collect_files(root, &path, out)?;
         } else {
@@ -43,25 +43,30 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u128)>) ->
     Ok(())
 }
 
+/// A [`DataError::Io`] maker for `map_err`.
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DataError + 'a {
+    move |source| DataError::Io { action, path: path.to_path_buf(), source }
+}
+
 /// Decodes every image of an ImageFolder tree, in parallel.
-pub fn load_image_folder(root: &Path) -> Result<Dataset, String> {
+pub fn load_image_folder(root: &Path) -> Result<Dataset, DataError> {
     let mut classes = Vec::new();
-    let listing = fs::read_dir(root).map_err(|e| format!("cannot list {}: {e}", root.display()))?;
+    let listing = fs::read_dir(root).map_err(io_error("list", root))?;
     for entry in listing {
-        let entry = entry.map_err(|e| format!("cannot list {}: {e}", root.display()))?;
+        let entry = entry.map_err(io_error("list", root))?;
         if entry.path().is_dir() {
             classes.push(entry.file_name().to_string_lossy().into_owned());
         }
     }
     classes.sort();
     if classes.is_empty() {
-        return Err(format!("{} has no class folders", root.display()));
+        return Err(DataError::NoClasses(root.to_path_buf()));
     }
     let mut files: Vec<(PathBuf, u32)> = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let dir = root.join(class);
         let mut images: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+            .map_err(io_error("list", &dir))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.extension()
@@ -73,9 +78,9 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, String> {
         files.extend(images.into_iter().map(|p| (p, label as u32)));
     }
     if files.is_empty() {
-        return Err(format!("{} holds no .jpg or .png images", root.display()));
+        return Err(DataError::NoImages(root.to_path_buf()));
     }
-    let decoded: Vec<Result<Decoded, String>> = files.par_iter().map(|(path, _)| decode_image(path)).collect();
+    let decoded: Vec<Result<Decoded, DataError>> = files.par_iter().map(|(path, _)| decode_image(path)).collect();
     let mut dims = None;
     let mut pixels = Vec::new();
     for ((path, _), image) in files.iter().zip(decoded) {
@@ -83,14 +88,11 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, String> {
         match dims {
             None => dims = Some(d),
             Some(expected) if expected != d => {
-                return Err(format!(
-                    "{} is {}×{}, but the other images are {}×{}",
-                    path.display(),
-                    d[2],
-                    d[1],
-                    expected[2],
-                    expected[1]
-                ))
+                return Err(DataError::ImageSize {
+                    path: path.clone(),
+                    found: [d[2], d[1]],
+                    expected: [expected[2], expected[1]],
+                })
             }
             Some(_) => {}
         }
@@ -108,9 +110,9 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, String> {
 type Decoded = (Vec<u8>, [usize; 3]);
 
 /// Decodes one JPEG or PNG into planar RGB (`[3, H, W]`).
-fn decode_image(path: &Path) -> Result<Decoded, String> {
-    let bytes = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let bad = |e: String| format!("cannot decode {}: {e}", path.display());
+fn decode_image(path: &Path) -> Result<Decoded, DataError> {
+    let bytes = fs::read(path).map_err(io_error("read", path))?;
+    let bad = |reason: String| DataError::Decode { path: path.to_path_buf(), reason };
     let is_png = bytes.starts_with(b"\x89PNG");
     let (interleaved, width, height, components) = if is_png {
         let mut decoder = png::Decoder::new(bytes.as_slice());
@@ -159,21 +161,21 @@ mod tests {
         write_folder(&root, &["a", "b"], 2, 8);
         fs::create_dir_all(root.join("test/c")).unwrap();
         write_png(&root.join("test/c/x.png"), 8, 8, 1);
-        let err = load_path(&root, Some(&root.join("cache"))).unwrap_err();
+        let err = load_path(&root, Some(&root.join("cache"))).unwrap_err().to_string();
         assert!(err.contains("class folders") && err.contains("differ"), "{err}");
         fs::remove_dir_all(root.join("test/c")).unwrap();
         fs::write(root.join("train/a/broken.jpg"), b"not a jpeg").unwrap();
-        let err = load_image_folder(&root.join("train")).unwrap_err();
+        let err = load_image_folder(&root.join("train")).unwrap_err().to_string();
         assert!(err.contains("broken.jpg"), "{err}");
         fs::remove_file(root.join("train/a/broken.jpg")).unwrap();
         write_png(&root.join("train/a/big.png"), 9, 9, 1);
-        let err = load_image_folder(&root.join("train")).unwrap_err();
+        let err = load_image_folder(&root.join("train")).unwrap_err().to_string();
         assert!(err.contains("big.png") && err.contains("9×9"), "{err}");
         fs::remove_file(root.join("train/a/big.png")).unwrap();
         let config = DataConfig { path: Some(root.clone()), cache_dir: Some(root.join("cache")), ..Default::default() };
-        let err = load_splits(&config, [3, 32, 32], 2).unwrap_err();
+        let err = load_splits(&config, [3, 32, 32], 2).unwrap_err().to_string();
         assert!(err.contains("3×8×8") && err.contains("3×32×32"), "{err}");
-        assert!(load_path(Path::new("/nonexistent/fewshot"), None).unwrap_err().contains("does not exist"));
+        assert!(load_path(Path::new("/nonexistent/fewshot"), None).unwrap_err().to_string().contains("does not exist"));
     }
 
     #[test]

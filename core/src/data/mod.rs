@@ -40,7 +40,7 @@ mod patterns;
 
 use std::{
     collections::HashMap,
-    fs,
+    fs, io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, OnceLock},
 };
@@ -61,6 +61,160 @@ pub use patterns::builtin;
 use cache::load_image_folder_cached;
 use cifar::cifar_folder;
 use image_folder::tree_key;
+
+/// Why images could not be loaded, or the protocol not applied to them.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file or folder could not be read.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was tried: `read`, `list`, `resolve`.
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The configured data path does not exist.
+    #[error("data path {} does not exist", .0.display())]
+    NoSuchPath(PathBuf),
+    /// A path that is neither a CIFAR-10 binary folder nor an ImageFolder tree.
+    #[error(
+        "{} is neither a CIFAR-10 binary folder (data_batch_1.bin …) nor an ImageFolder tree (train/<class>/…)",
+        .0.display()
+    )]
+    UnknownLayout(PathBuf),
+    /// A data set with another number of classes than the network has outputs.
+    #[error(
+        "{origin} has {found} classes, but the search space's network has {expected} outputs (set the space's classes parameter)"
+    )]
+    Classes {
+        /// The data path, or `the built-in dataset`.
+        origin: String,
+        /// Classes of the data.
+        found: usize,
+        /// Outputs of the network.
+        expected: usize,
+    },
+    /// Images of another size than the network takes.
+    #[error(
+        "{origin} holds {}×{}×{} images, but the search space expects {}×{}×{} (channels×height×width)",
+        found[0], found[1], found[2], expected[0], expected[1], expected[2]
+    )]
+    Dims {
+        /// The data path, or `the built-in dataset`.
+        origin: String,
+        /// `[C, H, W]` of the images.
+        found: [usize; 3],
+        /// `[C, H, W]` the network takes.
+        expected: [usize; 3],
+    },
+    /// A part of the protocol with fewer than 2 images.
+    #[error("the {part} set of {origin} has {count} images; at least 2 are needed")]
+    TooFew {
+        /// `training`, `validation` or `test`.
+        part: &'static str,
+        /// The data path, or `the built-in dataset`.
+        origin: String,
+        /// Its images.
+        count: usize,
+    },
+    /// A subset larger than the set.
+    #[error("asked for {count} {purpose} images, but only {available} are available")]
+    SubsetTooLarge {
+        /// Images asked for.
+        count: usize,
+        /// What they are for (`training`, `validation`, `test`).
+        purpose: String,
+        /// Images in the set.
+        available: usize,
+    },
+    /// A CIFAR-10 folder that lacks one of its files.
+    #[error("{}: {name} is missing", dir.display())]
+    CifarMissing {
+        /// The folder.
+        dir: PathBuf,
+        /// The missing file.
+        name: String,
+    },
+    /// A `batches.meta.txt` that does not name 10 classes.
+    #[error("{}: batches.meta.txt names {count} classes, CIFAR-10 has 10", dir.display())]
+    CifarClasses {
+        /// The folder.
+        dir: PathBuf,
+        /// Classes named.
+        count: usize,
+    },
+    /// A CIFAR-10 batch file of the wrong size.
+    #[error(
+        "{} is truncated or not a CIFAR-10 batch: {bytes} bytes is not a multiple of the {record}-byte record",
+        path.display()
+    )]
+    CifarTruncated {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        bytes: usize,
+        /// The size of one record.
+        record: usize,
+    },
+    /// A CIFAR-10 record with a label outside the 10 classes.
+    #[error("{} record {record}: label {label} is not a CIFAR-10 class", path.display())]
+    CifarLabel {
+        /// The file.
+        path: PathBuf,
+        /// The record's index.
+        record: usize,
+        /// Its label.
+        label: u8,
+    },
+    /// An ImageFolder part (`train/`, `test/`) that is missing.
+    #[error("{} is missing (an ImageFolder tree needs train/ and test/)", .0.display())]
+    FolderMissing(PathBuf),
+    /// An ImageFolder part without class folders.
+    #[error("{} has no class folders", .0.display())]
+    NoClasses(PathBuf),
+    /// An ImageFolder part without images.
+    #[error("{} holds no .jpg or .png images", .0.display())]
+    NoImages(PathBuf),
+    /// `train/` and `test/` with different class folders.
+    #[error("{}: the class folders of train/ ({}) and test/ ({}) differ", root.display(), train.join(", "), test.join(", "))]
+    FolderClasses {
+        /// The ImageFolder root.
+        root: PathBuf,
+        /// Classes of `train/`.
+        train: Vec<String>,
+        /// Classes of `test/`.
+        test: Vec<String>,
+    },
+    /// An image of another size than the others.
+    #[error("{} is {}×{}, but the other images are {}×{}", path.display(), found[0], found[1], expected[0], expected[1])]
+    ImageSize {
+        /// The image.
+        path: PathBuf,
+        /// Its width and height.
+        found: [usize; 2],
+        /// Width and height of the others.
+        expected: [usize; 2],
+    },
+    /// An image that could not be decoded.
+    #[error("cannot decode {}: {reason}", path.display())]
+    Decode {
+        /// The image.
+        path: PathBuf,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// Sizes the built-in dataset cannot make.
+    #[error(
+        "the built-in dataset makes RGB images of at least 4×4 pixels; the space expects {}×{}×{}",
+        .0[0], .0[1], .0[2]
+    )]
+    BuiltinDims([usize; 3]),
+    /// The prefetch thread could not be started.
+    #[error("cannot start the data prefetch thread: {0}")]
+    Prefetch(#[source] io::Error),
+}
 
 /// Images held in memory: `u8` pixels, channel-planar (`[C, H, W]` per image), and labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -204,9 +358,9 @@ impl Dataset {
     /// A class-stratified random subset of `count` images: every class contributes in
     /// proportion to its size (largest remainders get the leftover images). The subset comes in
     /// [`Dataset::mixed_order`].
-    pub fn stratified_subset(&self, count: usize, seed: u64, purpose: &str) -> Result<Dataset, String> {
+    pub fn stratified_subset(&self, count: usize, seed: u64, purpose: &str) -> Result<Dataset, DataError> {
         if count > self.len() {
-            return Err(format!("asked for {count} {purpose} images, but only {} are available", self.len()));
+            return Err(DataError::SubsetTooLarge { count, purpose: purpose.to_string(), available: self.len() });
         }
         if count == self.len() {
             return Ok(self.mixed(seed));
@@ -288,7 +442,7 @@ pub struct Splits {
 
 /// Loads the data of `config` and applies the protocol. `dims` (`[C, H, W]`) and `classes`
 /// are what the search space's network expects; a mismatch is an error.
-pub fn load_splits(config: &DataConfig, dims: [usize; 3], classes: usize) -> Result<Splits, String> {
+pub fn load_splits(config: &DataConfig, dims: [usize; 3], classes: usize) -> Result<Splits, DataError> {
     let (train, test) = match &config.path {
         None => {
             let [train, test] = config.builtin_sizes;
@@ -299,16 +453,10 @@ pub fn load_splits(config: &DataConfig, dims: [usize; 3], classes: usize) -> Res
     };
     let origin = config.path.as_ref().map_or("the built-in dataset".to_string(), |p| p.display().to_string());
     if train.classes.len() != classes {
-        return Err(format!(
-            "{origin} has {} classes, but the search space's network has {classes} outputs (set the space's classes parameter)",
-            train.classes.len()
-        ));
+        return Err(DataError::Classes { origin, found: train.classes.len(), expected: classes });
     }
     if train.dims != dims {
-        return Err(format!(
-            "{origin} holds {}×{}×{} images, but the search space expects {}×{}×{} (channels×height×width)",
-            train.dims[0], train.dims[1], train.dims[2], dims[0], dims[1], dims[2]
-        ));
+        return Err(DataError::Dims { origin, found: train.dims, expected: dims });
     }
     let (half, valid) = train.stratified_halves(config.split_seed);
     let pick = |d: Dataset, n: Option<usize>, purpose: &str| match n {
@@ -323,20 +471,21 @@ pub fn load_splits(config: &DataConfig, dims: [usize; 3], classes: usize) -> Res
     };
     for (part, d) in [("training", &train), ("validation", &valid), ("test", &test)] {
         if d.len() < 2 {
-            return Err(format!("the {part} set of {origin} has {} images; at least 2 are needed", d.len()));
+            return Err(DataError::TooFew { part, origin, count: d.len() });
         }
     }
     Ok(Splits { train: Arc::new(train), valid: Arc::new(valid), test: Arc::new(test) })
 }
 
 /// Train and test sets loaded from a path, memoised per process.
-fn load_path(path: &Path, cache_dir: Option<&Path>) -> Result<(Arc<Dataset>, Arc<Dataset>), String> {
+fn load_path(path: &Path, cache_dir: Option<&Path>) -> Result<(Arc<Dataset>, Arc<Dataset>), DataError> {
     type Memo = Mutex<HashMap<PathBuf, (u64, Arc<Dataset>, Arc<Dataset>)>>;
     static MEMO: OnceLock<Memo> = OnceLock::new();
     if !path.exists() {
-        return Err(format!("data path {} does not exist", path.display()));
+        return Err(DataError::NoSuchPath(path.to_path_buf()));
     }
-    let canonical = fs::canonicalize(path).map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+    let canonical = fs::canonicalize(path)
+        .map_err(|source| DataError::Io { action: "resolve", path: path.to_path_buf(), source })?;
     let key = tree_key(&canonical)?;
     let memo = MEMO.get_or_init(Default::default);
     if let Some((k, train, test)) = memo.lock().expect("data memo").get(&canonical) {
@@ -350,21 +499,11 @@ fn load_path(path: &Path, cache_dir: Option<&Path>) -> Result<(Arc<Dataset>, Arc
             let train = load_image_folder_cached(&canonical.join("train"), cache_dir)?;
             let test = load_image_folder_cached(&canonical.join("test"), cache_dir)?;
             if train.classes != test.classes {
-                return Err(format!(
-                    "{}: the class folders of train/ ({}) and test/ ({}) differ",
-                    canonical.display(),
-                    train.classes.join(", "),
-                    test.classes.join(", ")
-                ));
+                return Err(DataError::FolderClasses { root: canonical, train: train.classes, test: test.classes });
             }
             (train, test)
         }
-        None => {
-            return Err(format!(
-                "{} is neither a CIFAR-10 binary folder (data_batch_1.bin …) nor an ImageFolder tree (train/<class>/…)",
-                canonical.display()
-            ))
-        }
+        None => return Err(DataError::UnknownLayout(canonical)),
     };
     let (train, test) = (Arc::new(train), Arc::new(test));
     memo.lock().expect("data memo").insert(canonical, (key, train.clone(), test.clone()));
@@ -424,7 +563,7 @@ mod tests {
             let count = sub.labels.iter().filter(|&&l| l == k).count();
             assert!((3..=4).contains(&count), "class {k}: {count}");
         }
-        assert!(train.stratified_subset(201, 1, "training").unwrap_err().contains("201"));
+        assert!(train.stratified_subset(201, 1, "training").unwrap_err().to_string().contains("201"));
     }
 
     /// `data` stored class by class, as an ImageFolder tree is read.

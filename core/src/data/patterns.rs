@@ -1,6 +1,6 @@
 //! The built-in dataset: generated coloured patterns, deterministic and available offline.
 
-use super::Dataset;
+use super::{DataError, Dataset};
 use crate::util::rng::Rng;
 
 /// The built-in dataset: `train` and `test` images of `dims` (`[3, H, W]`) in 10 classes.
@@ -8,12 +8,9 @@ use crate::util::rng::Rng;
 /// Class `k` draws a pattern of kind `k mod 5` (horizontal stripes, vertical stripes, checks,
 /// a disc, diagonal stripes) in a colour of hue `36°·k`, at a random phase, scale and position,
 /// over a random dim background, with pixel noise. The same sizes always give the same images.
-pub fn builtin(train: usize, test: usize, dims: [usize; 3]) -> Result<(Dataset, Dataset), String> {
+pub fn builtin(train: usize, test: usize, dims: [usize; 3]) -> Result<(Dataset, Dataset), DataError> {
     if dims[0] != 3 || dims[1] < 4 || dims[2] < 4 {
-        return Err(format!(
-            "the built-in dataset makes RGB images of at least 4×4 pixels; the space expects {}×{}×{}",
-            dims[0], dims[1], dims[2]
-        ));
+        return Err(DataError::BuiltinDims(dims));
     }
     let make = |count: usize, name: &str| {
         let mut rng = Rng::stream(0x5EED, name);

@@ -13,7 +13,10 @@
 
 use std::{fmt, str::FromStr};
 
-use crate::engine::kernels::{Kernels, SupernetOps};
+use crate::engine::{
+    kernels::{Kernels, SupernetOps},
+    EngineError,
+};
 
 /// The CPU backend: burn-flex (gemm + rayon + SIMD).
 pub type CpuBackend = burn::backend::Flex;
@@ -67,9 +70,9 @@ pub enum Device {
 }
 
 impl FromStr for Device {
-    type Err = String;
+    type Err = EngineError;
 
-    fn from_str(text: &str) -> Result<Device, String> {
+    fn from_str(text: &str) -> Result<Device, EngineError> {
         let text = text.trim().to_ascii_lowercase();
         match text.as_str() {
             "cpu" => Ok(Device::Cpu),
@@ -79,8 +82,8 @@ impl FromStr for Device {
                 Some(index) => index
                     .parse()
                     .map(Device::Cuda)
-                    .map_err(|_| format!("bad device `{text}`: the GPU index must be a number, e.g. cuda:0")),
-                None => Err(format!("unknown device `{text}` (expected cpu, reference, cuda or cuda:N)")),
+                    .map_err(|_| EngineError::DeviceIndex(text.clone())),
+                None => Err(EngineError::UnknownDevice(text)),
             },
         }
     }
@@ -106,7 +109,7 @@ pub trait BackendJob {
 
 /// Runs `job` on `device`. Fails with a clear message when the device is not usable: CUDA asked
 /// for in a build without the `cuda` feature, or no CUDA driver on this machine.
-pub fn run_on<J: BackendJob>(device: Device, job: J) -> Result<J::Output, String> {
+pub fn run_on<J: BackendJob>(device: Device, job: J) -> Result<J::Output, EngineError> {
     match device {
         Device::Cpu => Ok(job.run::<CpuBackend>(Default::default())),
         Device::Reference => Ok(job.run::<ReferenceBackend>(Default::default())),
@@ -115,29 +118,26 @@ pub fn run_on<J: BackendJob>(device: Device, job: J) -> Result<J::Output, String
 }
 
 #[cfg(feature = "cuda")]
-fn run_cuda<J: BackendJob>(index: usize, job: J) -> Result<J::Output, String> {
+fn run_cuda<J: BackendJob>(index: usize, job: J) -> Result<J::Output, EngineError> {
     probe_cuda()?;
     Ok(job.run::<CudaBackend>(burn::backend::cuda::CudaDevice::new(index)))
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run_cuda<J: BackendJob>(index: usize, _job: J) -> Result<J::Output, String> {
-    Err(format!(
-        "device cuda:{index} asked for, but this fewshot was built without CUDA support \
-         (rebuild with `cargo build --release --features cuda`)"
-    ))
+fn run_cuda<J: BackendJob>(index: usize, _job: J) -> Result<J::Output, EngineError> {
+    Err(EngineError::NoCudaSupport(index))
 }
 
 /// Sets the number of CPU threads the flex backend (rayon's global pool) uses. Must be called
 /// before the first tensor operation; fails when the pool already exists.
-pub fn set_cpu_threads(threads: usize) -> Result<(), String> {
+pub fn set_cpu_threads(threads: usize) -> Result<(), EngineError> {
     if threads == 0 {
-        return Err("the number of threads must be positive".into());
+        return Err(EngineError::NoThreads);
     }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
-        .map_err(|e| format!("cannot set {threads} CPU threads: {e}"))
+        .map_err(|source| EngineError::Threads { threads, source })
 }
 
 /// The number of CPU threads the flex backend uses.
@@ -148,15 +148,12 @@ pub fn cpu_threads() -> usize {
 /// Checks that the CUDA driver library can be loaded, so that burn-cuda does not panic on its
 /// first operation.
 #[cfg(feature = "cuda")]
-pub fn probe_cuda() -> Result<(), String> {
+pub fn probe_cuda() -> Result<(), EngineError> {
     // SAFETY: loading the CUDA driver library runs its initialisers, which is what burn-cuda
     // itself does next; nothing is called through the handle.
     match unsafe { libloading::Library::new("libcuda.so.1") } {
         Ok(_) => Ok(()),
-        Err(e) => Err(format!(
-            "no CUDA driver found (cannot load libcuda.so.1: {e}); use --device cpu, or run on a \
-             machine with an NVIDIA GPU and driver"
-        )),
+        Err(e) => Err(EngineError::NoCudaDriver(e.to_string())),
     }
 }
 
@@ -166,12 +163,12 @@ mod tests {
 
     #[test]
     fn devices_parse() {
-        assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
-        assert_eq!("Reference".parse::<Device>(), Ok(Device::Reference));
-        assert_eq!("CUDA".parse::<Device>(), Ok(Device::Cuda(0)));
-        assert_eq!("cuda:3".parse::<Device>(), Ok(Device::Cuda(3)));
-        assert!("cuda:x".parse::<Device>().unwrap_err().contains("number"));
-        assert!("tpu".parse::<Device>().unwrap_err().contains("unknown device"));
+        assert_eq!("cpu".parse::<Device>().unwrap(), Device::Cpu);
+        assert_eq!("Reference".parse::<Device>().unwrap(), Device::Reference);
+        assert_eq!("CUDA".parse::<Device>().unwrap(), Device::Cuda(0));
+        assert_eq!("cuda:3".parse::<Device>().unwrap(), Device::Cuda(3));
+        assert!("cuda:x".parse::<Device>().unwrap_err().to_string().contains("number"));
+        assert!("tpu".parse::<Device>().unwrap_err().to_string().contains("unknown device"));
         assert_eq!(Device::Cuda(2).to_string(), "cuda:2");
     }
 
@@ -183,7 +180,7 @@ mod tests {
             type Output = ();
             fn run<B: EngineBackend>(self, _device: B::Device) {}
         }
-        let err = run_on(Device::Cuda(0), Nothing).unwrap_err();
+        let err = run_on(Device::Cuda(0), Nothing).unwrap_err().to_string();
         assert!(err.contains("without CUDA support"), "{err}");
         assert!(run_on(Device::Cpu, Nothing).is_ok());
     }

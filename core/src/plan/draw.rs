@@ -4,7 +4,7 @@ use fewshot_sdk::abi_stable::sabi_trait::TD_Opaque;
 use fewshot_sdk::ffi::{DrawForPlugin, FfiArchDraw_TO, SamplerBox};
 use fewshot_sdk::{Arch, ArchDraw, Pick};
 
-use super::{ffi, Index, Plan, INVALID, MAX_REJECTION_TRIES};
+use super::{ffi, Index, Plan, PlanError, INVALID, MAX_REJECTION_TRIES};
 use crate::space::series::{below_u128, SeriesCounter};
 use crate::util::rng::Rng;
 
@@ -30,29 +30,29 @@ impl PlanDrawer<'_> {
 
     /// Runs one step of a sampler plugin through this drawer and checks that every pick names
     /// a subspace of the plan and an architecture that belongs to it.
-    pub fn step(&mut self, sampler: &mut SamplerBox) -> Result<Vec<Pick>, String> {
+    pub fn step(&mut self, sampler: &mut SamplerBox) -> Result<Vec<Pick>, PlanError> {
         let picks = {
             let mut host = DrawForPlugin(self);
             ffi(sampler.step(FfiArchDraw_TO::from_ptr(&mut host, TD_Opaque)))?.into_vec()
         };
         for pick in &picks {
-            let actual = self.subspace_of(&pick.arch)?;
+            let actual = self.drawable_subspace_of(&pick.arch)?;
             if actual != Some(pick.subspace) {
-                let text = self.plan.format(&pick.arch)?;
+                let arch = self.plan.format(&pick.arch)?;
                 return Err(match actual {
-                    Some(k) => format!("the sampler picked {text} for subspace {}, but it belongs to subspace {k}", pick.subspace),
-                    None => format!("the sampler picked {text}, which is excluded from training (trash)"),
+                    Some(actual) => PlanError::WrongSubspace { arch, picked: pick.subspace, actual },
+                    None => PlanError::PickedTrash(arch),
                 });
             }
         }
         Ok(picks)
     }
 
-    fn rejection(&mut self, subspace: Option<u32>) -> Result<Pick, String> {
+    fn rejection(&mut self, subspace: Option<u32>) -> Result<Pick, PlanError> {
         let plan = self.plan;
         for _ in 0..MAX_REJECTION_TRIES {
             let arch = Arch::new(plan.radices.iter().map(|&r| self.rng.below(u64::from(r)) as u32).collect());
-            if ffi(plan.space.validate(&arch)).is_err() || !plan.drawable(plan.is_trash(arch.as_slice())) {
+            if plan.rejection(&arch).is_some() || !plan.drawable(plan.is_trash(arch.as_slice())) {
                 continue;
             }
             let count = plan.count(arch.as_slice())?;
@@ -62,24 +62,21 @@ impl PlanDrawer<'_> {
             }
         }
         Err(match subspace {
-            Some(k) => format!(
-                "no trainable architecture of subspace {k} ({}) in {MAX_REJECTION_TRIES} uniform draws",
-                plan.subspaces[k as usize].label
-            ),
-            None => format!("no trainable architecture in {MAX_REJECTION_TRIES} uniform draws"),
+            Some(k) => PlanError::NoneDrawnIn { subspace: k, label: plan.subspaces[k as usize].label.clone() },
+            None => PlanError::NoneDrawn,
         })
     }
 
     /// A uniformly drawn valid architecture with `count`: drawn among all with that count, again
     /// while the space rejects it (the plan's weights leave rejected ones out, so one exists).
-    fn valid_with_count(&mut self, counter: &SeriesCounter, count: u32) -> Result<Arch, String> {
+    fn valid_with_count(&mut self, counter: &SeriesCounter, count: u32) -> Result<Arch, PlanError> {
         for _ in 0..MAX_REJECTION_TRIES {
             let arch = Arch::new(counter.sample(count, &mut self.rng));
-            if ffi(self.plan.space.validate(&arch)).is_ok() {
+            if self.plan.rejection(&arch).is_none() {
                 return Ok(arch);
             }
         }
-        Err(format!("no valid architecture with count {count} in {MAX_REJECTION_TRIES} draws"))
+        Err(PlanError::NoneWithCount(count))
     }
 
     /// Picks an index with probability proportional to its weight.
@@ -98,31 +95,15 @@ impl PlanDrawer<'_> {
         None
     }
 
-    fn empty(&self, subspace: u32) -> String {
-        format!(
-            "subspace {subspace} ({}) has no trainable architecture",
-            self.plan.subspaces[subspace as usize].label
-        )
-    }
-}
-
-impl ArchDraw for PlanDrawer<'_> {
-    fn subspaces(&self) -> u32 {
-        self.plan.subspaces.len() as u32
+    fn empty(&self, subspace: u32) -> PlanError {
+        PlanError::EmptySubspace { subspace, label: self.plan.subspaces[subspace as usize].label.clone() }
     }
 
-    fn subspace_size(&self, subspace: u32) -> f64 {
-        self.plan.subspaces.get(subspace as usize).map_or(0.0, |s| s.trainable as f64)
-    }
-
-    fn option_counts(&self) -> Vec<u32> {
-        self.plan.radices.clone()
-    }
-
-    fn draw(&mut self, subspace: u32) -> Result<Arch, String> {
+    /// [`ArchDraw::draw`] with a typed error.
+    fn draw_from(&mut self, subspace: u32) -> Result<Arch, PlanError> {
         let plan = self.plan;
         if subspace as usize >= plan.subspaces.len() {
-            return Err(format!("subspace {subspace} does not exist (the plan has {})", plan.subspaces.len()));
+            return Err(PlanError::NoSuchSubspace { subspace, planned: plan.subspaces.len() });
         }
         match &plan.index {
             Index::Enumerated { pools, .. } => {
@@ -143,33 +124,35 @@ impl ArchDraw for PlanDrawer<'_> {
         }
     }
 
-    fn draw_any(&mut self) -> Result<Pick, String> {
+    /// [`ArchDraw::draw_any`] with a typed error.
+    fn draw_from_any(&mut self) -> Result<Pick, PlanError> {
         let plan = self.plan;
         match &plan.index {
             Index::Enumerated { pools, .. } => {
                 let subspace = self
                     .weighted(pools.iter().enumerate().map(|(k, p)| (k as u32, p.len() as u128)))
-                    .ok_or("no subspace has a trainable architecture")?;
-                Ok(Pick { subspace, arch: self.draw(subspace)? })
+                    .ok_or(PlanError::NothingTrainable)?;
+                Ok(Pick { subspace, arch: self.draw_from(subspace)? })
             }
             Index::Series { counter, subspace_of_count, weights } => {
                 let count = self
                     .weighted(weights.iter().flatten().copied())
-                    .ok_or("no subspace has a trainable architecture")?;
+                    .ok_or(PlanError::NothingTrainable)?;
                 Ok(Pick { subspace: subspace_of_count[&count], arch: self.valid_with_count(counter, count)? })
             }
             Index::Rejection => self.rejection(None),
         }
     }
 
-    fn subspace_of(&self, arch: &Arch) -> Result<Option<u32>, String> {
+    /// [`ArchDraw::subspace_of`] with a typed error.
+    fn drawable_subspace_of(&self, arch: &Arch) -> Result<Option<u32>, PlanError> {
         let plan = self.plan;
-        arch.check_against(&plan.slots)?;
+        arch.check_against(&plan.slots).map_err(PlanError::InvalidArch)?;
         match &plan.index {
             Index::Enumerated { entries, .. } => {
                 let e = entries[plan.encode(arch.as_slice())];
                 if e.subspace == INVALID {
-                    return Err(ffi(plan.space.validate(arch)).err().unwrap_or_else(|| "not in the space".into()));
+                    return Err(plan.rejection(arch).map_or(PlanError::NotInSpace, PlanError::Plugin));
                 }
                 Ok(plan.drawable(e.trash).then_some(e.subspace))
             }
@@ -182,6 +165,32 @@ impl ArchDraw for PlanDrawer<'_> {
                 Ok(plan.drawable(info.trash).then_some(info.subspace))
             }
         }
+    }
+}
+
+impl ArchDraw for PlanDrawer<'_> {
+    fn subspaces(&self) -> u32 {
+        self.plan.subspaces.len() as u32
+    }
+
+    fn subspace_size(&self, subspace: u32) -> f64 {
+        self.plan.subspaces.get(subspace as usize).map_or(0.0, |s| s.trainable as f64)
+    }
+
+    fn option_counts(&self) -> Vec<u32> {
+        self.plan.radices.clone()
+    }
+
+    fn draw(&mut self, subspace: u32) -> Result<Arch, String> {
+        self.draw_from(subspace).map_err(|e| e.to_string())
+    }
+
+    fn draw_any(&mut self) -> Result<Pick, String> {
+        self.draw_from_any().map_err(|e| e.to_string())
+    }
+
+    fn subspace_of(&self, arch: &Arch) -> Result<Option<u32>, String> {
+        self.drawable_subspace_of(arch).map_err(|e| e.to_string())
     }
 
     fn next_u64(&mut self) -> u64 {

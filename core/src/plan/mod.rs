@@ -29,6 +29,7 @@ use fewshot_sdk::ffi::{RuleBox, SpaceBox, SplitterBox};
 use fewshot_sdk::{Arch, ArchMetrics, Graph, Slot, SplitKey};
 
 use crate::space::cost::{Cost, CostModel};
+use crate::space::SpaceError;
 use crate::space::liveness::Liveness;
 use crate::space::odometer::product_size;
 use crate::space::series::SeriesCounter;
@@ -117,9 +118,160 @@ pub struct ArchInfo {
     pub subspace: u32,
 }
 
+/// Why a space could not be planned, or an architecture not placed or drawn.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// A plugin (space, counting rule, splitter or sampler) failed; its message crossed the ABI.
+    #[error("{0}")]
+    Plugin(String),
+    /// The space's graphs or count decomposition are unusable.
+    #[error(transparent)]
+    Space(#[from] SpaceError),
+    /// An architecture that does not fit the space's slots.
+    #[error("{0}")]
+    InvalidArch(String),
+    /// An architecture the space does not hold.
+    #[error("not in the space")]
+    NotInSpace,
+    /// A slot without options.
+    #[error("slot {slot} ({name}) has no options")]
+    NoOptions {
+        /// The slot.
+        slot: usize,
+        /// Its name.
+        name: String,
+    },
+    /// A graph of the space fails the SDK's check.
+    #[error("the space's {which} graph is invalid: {reason}")]
+    InvalidGraph {
+        /// `supernet` or `counting`.
+        which: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// More architectures than a `u128` counts.
+    #[error("the space has more than 2^128 architectures")]
+    TooLarge,
+    /// Enumeration asked for a space too big to enumerate.
+    #[error("the space has {0} architectures, too many to enumerate (limit {ENUMERATION_LIMIT})")]
+    TooManyToEnumerate(u128),
+    /// Dynamic programming asked for a space, rule or splitter it does not fit.
+    #[error(
+        "dynamic programming needs a space whose slots lie in series, a rule additive in series and a splitter keyed by the count"
+    )]
+    NotSeries,
+    /// Dynamic programming asked for, but it does not apply to this space.
+    #[error("dynamic programming does not apply: {0}")]
+    SeriesInapplicable(String),
+    /// The counting rule failed on an architecture.
+    #[error("counting rule failed on {arch}: {reason}")]
+    Count {
+        /// The architecture's text form.
+        arch: String,
+        /// The rule's message.
+        reason: String,
+    },
+    /// A rule that claims to be additive in series but is not.
+    #[error(
+        "the counting rule says it is additive on this series space, but {arch} counts {count} where the per-slot contributions give {predicted}"
+    )]
+    NotAdditive {
+        /// The architecture's text form.
+        arch: String,
+        /// Its count.
+        count: u32,
+        /// The count the per-slot contributions give.
+        predicted: u32,
+    },
+    /// The splitter planned no subspace.
+    #[error("the splitter planned no subspace")]
+    NoSubspaces,
+    /// The splitter assigned an architecture to a subspace it did not plan.
+    #[error("the splitter put {arch} in subspace {subspace}, but planned only {planned} subspaces")]
+    UnplannedSubspace {
+        /// The architecture's text form.
+        arch: String,
+        /// The subspace it was put in.
+        subspace: u32,
+        /// Subspaces planned.
+        planned: usize,
+    },
+    /// A splitter keyed by the count that splits two architectures of one count apart.
+    #[error(
+        "the splitter declares it splits by the count, but puts {arch} (count {count}) in subspace {subspace} and {other} (same count) in subspace {other_subspace}"
+    )]
+    NotByCount {
+        /// One architecture's text form.
+        arch: String,
+        /// Their count.
+        count: u32,
+        /// Its subspace.
+        subspace: u32,
+        /// The other architecture's text form.
+        other: String,
+        /// Its subspace.
+        other_subspace: u32,
+    },
+    /// The space's `validate` rejects every architecture (its first message).
+    #[error("the space rejects every architecture: {0}")]
+    RejectsAll(String),
+    /// The space's `validate` rejected the whole estimation sample (its first message).
+    #[error("the space rejected all {ESTIMATE_SAMPLE} sampled architectures: {0}")]
+    RejectsSample(String),
+    /// A planning thread panicked.
+    #[error("a planning thread crashed")]
+    ThreadCrashed,
+    /// A subspace index beyond the plan.
+    #[error("subspace {subspace} does not exist (the plan has {planned})")]
+    NoSuchSubspace {
+        /// The subspace asked for.
+        subspace: u32,
+        /// Subspaces of the plan.
+        planned: usize,
+    },
+    /// A subspace without any architecture that may be drawn.
+    #[error("subspace {subspace} ({label}) has no trainable architecture")]
+    EmptySubspace {
+        /// The subspace.
+        subspace: u32,
+        /// Its label.
+        label: String,
+    },
+    /// No subspace has an architecture that may be drawn.
+    #[error("no subspace has a trainable architecture")]
+    NothingTrainable,
+    /// Rejection sampling found no drawable architecture of a subspace.
+    #[error("no trainable architecture of subspace {subspace} ({label}) in {MAX_REJECTION_TRIES} uniform draws")]
+    NoneDrawnIn {
+        /// The subspace.
+        subspace: u32,
+        /// Its label.
+        label: String,
+    },
+    /// Rejection sampling found no drawable architecture at all.
+    #[error("no trainable architecture in {MAX_REJECTION_TRIES} uniform draws")]
+    NoneDrawn,
+    /// No valid architecture with a count was drawn.
+    #[error("no valid architecture with count {0} in {MAX_REJECTION_TRIES} draws")]
+    NoneWithCount(u32),
+    /// A sampler picked an architecture of another subspace.
+    #[error("the sampler picked {arch} for subspace {picked}, but it belongs to subspace {actual}")]
+    WrongSubspace {
+        /// The architecture's text form.
+        arch: String,
+        /// The subspace the sampler named.
+        picked: u32,
+        /// The subspace it belongs to.
+        actual: u32,
+    },
+    /// A sampler picked an architecture excluded from training.
+    #[error("the sampler picked {0}, which is excluded from training (trash)")]
+    PickedTrash(String),
+}
+
 /// Unwraps a result that crossed the ABI.
-fn ffi<T>(r: RResult<T, RString>) -> Result<T, String> {
-    r.into_result().map_err(RString::into_string)
+fn ffi<T>(r: RResult<T, RString>) -> Result<T, PlanError> {
+    r.into_result().map_err(|e| PlanError::Plugin(e.into_string()))
 }
 
 /// One enumerated architecture.
@@ -166,20 +318,21 @@ pub struct Plan {
 
 impl Plan {
     /// Partitions the space: sizes every subspace (see the module docs for the method).
-    pub fn build(space: SpaceBox, rule: RuleBox, splitter: SplitterBox, opts: PlanOptions) -> Result<Plan, String> {
+    pub fn build(space: SpaceBox, rule: RuleBox, splitter: SplitterBox, opts: PlanOptions) -> Result<Plan, PlanError> {
         let slots = ffi(space.slots())?.into_vec();
         let radices: Vec<u32> = slots.iter().map(|s| s.options.len() as u32).collect();
         if let Some((i, s)) = slots.iter().enumerate().find(|(_, s)| s.options.is_empty()) {
-            return Err(format!("slot {i} ({}) has no options", s.name));
+            return Err(PlanError::NoOptions { slot: i, name: s.name.to_string() });
         }
+        let invalid = |which: &'static str| move |reason: String| PlanError::InvalidGraph { which, reason };
         let supernet = ffi(space.supernet_graph())?;
-        supernet.validate(&slots).map_err(|e| format!("the space's supernet graph is invalid: {e}"))?;
+        supernet.validate(&slots).map_err(invalid("supernet"))?;
         let counting = ffi(space.counting_graph())?;
-        counting.validate(&slots).map_err(|e| format!("the space's counting graph is invalid: {e}"))?;
+        counting.validate(&slots).map_err(invalid("counting"))?;
         let liveness = Liveness::new(&counting, &radices)?;
         let costs = CostModel::new(&supernet, 1.0)?;
         let key = ffi(splitter.key())?;
-        let total = product_size(&radices).ok_or("the space has more than 2^128 architectures")?;
+        let total = product_size(&radices).ok_or(PlanError::TooLarge)?;
         let mut plan = Plan {
             space,
             rule,
@@ -199,7 +352,7 @@ impl Plan {
             index: Index::Rejection,
             assumption: None,
         };
-        let series_ok = || -> Result<bool, String> {
+        let series_ok = || -> Result<bool, PlanError> {
             Ok(ffi(plan.space.slots_in_series())? && ffi(plan.rule.additive_in_series())? && key == SplitKey::Count)
         };
         let method = match opts.method {
@@ -211,17 +364,17 @@ impl Plan {
         match method {
             Method::Enumeration => {
                 if total > ENUMERATION_LIMIT {
-                    return Err(format!("the space has {total} architectures, too many to enumerate (limit {ENUMERATION_LIMIT})"));
+                    return Err(PlanError::TooManyToEnumerate(total));
                 }
                 plan.enumerate(opts)?;
             }
             Method::DynamicProgramming => {
                 if !series_ok()? {
-                    return Err("dynamic programming needs a space whose slots lie in series, a rule additive in series and a splitter keyed by the count".into());
+                    return Err(PlanError::NotSeries);
                 }
                 if let Err(why) = plan.series(opts)? {
                     if opts.method.is_some() {
-                        return Err(format!("dynamic programming does not apply: {why}"));
+                        return Err(PlanError::SeriesInapplicable(why.0));
                     }
                     plan.estimate(opts)?;
                 }
@@ -302,27 +455,32 @@ impl Plan {
     }
 
     /// Parses an architecture's text form and checks it belongs to the space.
-    pub fn parse(&self, text: &str) -> Result<Arch, String> {
+    pub fn parse(&self, text: &str) -> Result<Arch, PlanError> {
         let arch = ffi(self.space.parse(text.into()))?;
         self.check(&arch)?;
         Ok(arch)
     }
 
     /// The text form of an architecture.
-    pub fn format(&self, arch: &Arch) -> Result<String, String> {
+    pub fn format(&self, arch: &Arch) -> Result<String, PlanError> {
         ffi(self.space.format(arch)).map(RString::into_string)
     }
 
     /// Checks slot ranges and the space's own validity rules.
-    fn check(&self, arch: &Arch) -> Result<(), String> {
-        arch.check_against(&self.slots)?;
+    fn check(&self, arch: &Arch) -> Result<(), PlanError> {
+        arch.check_against(&self.slots).map_err(PlanError::InvalidArch)?;
         ffi(self.space.validate(arch))
     }
 
-    fn count(&self, arch: &[u32]) -> Result<u32, String> {
-        ffi(self.rule.count(&self.counting, RSlice::from_slice(arch))).map_err(|e| {
+    /// The space's reason to reject `arch`, if it does.
+    fn rejection(&self, arch: &Arch) -> Option<String> {
+        self.space.validate(arch).into_result().err().map(RString::into_string)
+    }
+
+    fn count(&self, arch: &[u32]) -> Result<u32, PlanError> {
+        self.rule.count(&self.counting, RSlice::from_slice(arch)).into_result().map_err(|e| {
             let text = self.format(&Arch::new(arch.to_vec())).unwrap_or_else(|_| format!("{arch:?}"));
-            format!("counting rule failed on {text}: {e}")
+            PlanError::Count { arch: text, reason: e.into_string() }
         })
     }
 
@@ -330,21 +488,17 @@ impl Plan {
         !self.liveness.has_live_path(arch)
     }
 
-    fn assign(&self, arch: &Arch, count: u32, cost: Cost) -> Result<u32, String> {
+    fn assign(&self, arch: &Arch, count: u32, cost: Cost) -> Result<u32, PlanError> {
         let metrics = ArchMetrics { count, flops_m: cost.flops_m(), params_m: cost.params_m() };
         let k = ffi(self.splitter.assign(arch, &metrics))?;
         if k as usize >= self.subspaces.len() {
-            return Err(format!(
-                "the splitter put {} in subspace {k}, but planned only {} subspaces",
-                self.format(arch)?,
-                self.subspaces.len()
-            ));
+            return Err(PlanError::UnplannedSubspace { arch: self.format(arch)?, subspace: k, planned: self.subspaces.len() });
         }
         Ok(k)
     }
 
     /// Validates an architecture, then computes its metrics and subspace.
-    pub fn info(&self, arch: &Arch) -> Result<ArchInfo, String> {
+    pub fn info(&self, arch: &Arch) -> Result<ArchInfo, PlanError> {
         self.check(arch)?;
         let count = self.count(arch.as_slice())?;
         let cost = self.costs.cost(arch.as_slice());

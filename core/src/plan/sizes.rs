@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use fewshot_sdk::{Arch, PlanContext, SplitKey, ValueWeight};
 
-use super::{ffi, Entry, Index, Method, Plan, PlanOptions, SubspacePlan, ESTIMATE_SAMPLE, INVALID, MAX_SERIES_REJECTS,
+use super::{ffi, Entry, Index, Method, Plan, PlanError, PlanOptions, SubspacePlan, ESTIMATE_SAMPLE, INVALID, MAX_SERIES_REJECTS,
     SERIES_VALIDATION_LIMIT, VERIFY_SAMPLE};
 use crate::space::cost::Cost;
 use crate::space::odometer::next_arch;
@@ -44,6 +44,16 @@ impl Tally {
 /// Count, cost and trash flag of an enumerated architecture; `None` when the space rejects it.
 type Measurement = Option<(u32, Cost, bool)>;
 
+/// Why dynamic programming does not apply to a space (the plan then estimates its sizes, unless
+/// the method was asked for).
+pub(super) struct Inapplicable(pub(super) String);
+
+impl From<PlanError> for Inapplicable {
+    fn from(e: PlanError) -> Self {
+        Inapplicable(e.to_string())
+    }
+}
+
 /// Measurements of a range of architectures and the space's first rejection message.
 type Measurements = (Vec<Measurement>, Option<String>);
 
@@ -58,7 +68,7 @@ struct Measured {
 
 impl Plan {
     /// Hands the distribution to the splitter and records its subspaces (sizes still empty).
-    fn prepare(&mut self, measured: Measured, seed: u64) -> Result<(), String> {
+    fn prepare(&mut self, measured: Measured, seed: u64) -> Result<(), PlanError> {
         let ctx = PlanContext {
             slots: self.slots.clone().into(),
             default_groups: ffi(self.space.default_groups())?,
@@ -68,7 +78,7 @@ impl Plan {
         };
         let labels = ffi(self.splitter.prepare(&ctx))?;
         if labels.is_empty() {
-            return Err("the splitter planned no subspace".into());
+            return Err(PlanError::NoSubspaces);
         }
         self.subspaces = labels
             .iter()
@@ -117,15 +127,15 @@ impl Plan {
     }
 
     /// Validates, counts, costs and checks every architecture in `start..end` (odometer order).
-    fn measure_range(&self, start: usize, end: usize) -> Result<Measurements, String> {
+    fn measure_range(&self, start: usize, end: usize) -> Result<Measurements, PlanError> {
         let mut arch = self.decode(start);
         let mut out = Vec::with_capacity(end - start);
         let mut first_rejection = None;
         for _ in start..end {
             let choices = arch.as_slice();
-            out.push(match ffi(self.space.validate(&arch)) {
-                Ok(()) => Some((self.count(choices)?, self.costs.cost(choices), self.is_trash(choices))),
-                Err(e) => {
+            out.push(match self.rejection(&arch) {
+                None => Some((self.count(choices)?, self.costs.cost(choices), self.is_trash(choices))),
+                Some(e) => {
                     first_rejection.get_or_insert(e);
                     None
                 }
@@ -136,18 +146,18 @@ impl Plan {
     }
 
     /// [`Plan::measure_range`] over the whole space, split across the machine's cores.
-    fn measure_all(&self) -> Result<Measurements, String> {
+    fn measure_all(&self) -> Result<Measurements, PlanError> {
         let total = self.total as usize;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = cores.min(total.div_ceil(MIN_CHUNK)).max(1);
         let chunk = total.div_ceil(threads);
-        let parts: Vec<Result<Measurements, String>> = std::thread::scope(|scope| {
+        let parts: Vec<Result<Measurements, PlanError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| scope.spawn(move || self.measure_range(t * chunk, ((t + 1) * chunk).min(total))))
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a planning thread crashed".into())))
+                .map(|h| h.join().unwrap_or(Err(PlanError::ThreadCrashed)))
                 .collect()
         });
         let mut all = Vec::with_capacity(total);
@@ -160,11 +170,11 @@ impl Plan {
         Ok((all, first_rejection))
     }
 
-    pub(super) fn enumerate(&mut self, opts: PlanOptions) -> Result<(), String> {
+    pub(super) fn enumerate(&mut self, opts: PlanOptions) -> Result<(), PlanError> {
         let (measured, first_rejection) = self.measure_all()?;
         let valid = measured.iter().flatten().count();
         if valid == 0 {
-            return Err(format!("the space rejects every architecture: {}", first_rejection.unwrap_or_default()));
+            return Err(PlanError::RejectsAll(first_rejection.unwrap_or_default()));
         }
         let distribution = self.distribution(measured.iter().flatten().map(|&(count, cost, _)| (count, cost, 1.0)));
         self.prepare(Measured { distribution, exact: true }, opts.seed)?;
@@ -198,13 +208,15 @@ impl Plan {
     /// Plans by dynamic programming. `Ok(Err(why))` when the method does not apply here (an
     /// option cuts the chain, or the space rejects some architectures); `Err` when the rule
     /// claims additivity but is not additive, or the splitter does not split by the count alone.
-    pub(super) fn series(&mut self, opts: PlanOptions) -> Result<Result<(), String>, String> {
+    pub(super) fn series(&mut self, opts: PlanOptions) -> Result<Result<(), Inapplicable>, PlanError> {
         let n = self.radices.len();
         let mut arch = Arch::new(vec![0; n]);
-        let usable = |plan: &Plan, arch: &Arch| -> Result<(), String> {
-            ffi(plan.space.validate(arch)).map_err(|e| format!("the space rejects {}: {e}", plan.format(arch).unwrap_or_default()))?;
+        let usable = |plan: &Plan, arch: &Arch| -> Result<(), Inapplicable> {
+            if let Some(e) = plan.rejection(arch) {
+                return Err(Inapplicable(format!("the space rejects {}: {e}", plan.format(arch).unwrap_or_default())));
+            }
             if plan.is_trash(arch.as_slice()) {
-                return Err(format!("{} has no live path", plan.format(arch)?));
+                return Err(Inapplicable(format!("{} has no live path", plan.format(arch)?)));
             }
             Ok(())
         };
@@ -227,7 +239,7 @@ impl Plan {
         }
         let counter = match SeriesCounter::new(reference, &deltas) {
             Ok(c) => c,
-            Err(why) => return Ok(Err(why)),
+            Err(why) => return Ok(Err(Inapplicable(why.to_string()))),
         };
 
         let mut rng = Rng::stream(opts.seed, "plan-verify");
@@ -240,10 +252,7 @@ impl Plan {
             let count = self.count(a.as_slice())?;
             let predicted = counter.count(a.as_slice());
             if count != predicted {
-                return Err(format!(
-                    "the counting rule says it is additive on this series space, but {} counts {count} where the per-slot contributions give {predicted}",
-                    self.format(&a)?
-                ));
+                return Err(PlanError::NotAdditive { arch: self.format(&a)?, count, predicted });
             }
             checks.push((a, count));
         }
@@ -274,12 +283,13 @@ impl Plan {
         for (a, count) in &checks {
             let k = self.assign(a, *count, self.costs.cost(a.as_slice()))?;
             if k != subspace_of_count[count] {
-                return Err(format!(
-                    "the splitter declares it splits by the count, but puts {} (count {count}) in subspace {k} and {} (same count) in subspace {}",
-                    self.format(a)?,
-                    self.format(&Arch::new(counter.first(*count)))?,
-                    subspace_of_count[count]
-                ));
+                return Err(PlanError::NotByCount {
+                    arch: self.format(a)?,
+                    count: *count,
+                    subspace: k,
+                    other: self.format(&Arch::new(counter.first(*count)))?,
+                    other_subspace: subspace_of_count[count],
+                });
             }
         }
 
@@ -325,18 +335,18 @@ impl Plan {
     /// Every architecture of a series space that `validate` rejects, validated across the
     /// machine's cores. `Ok(Err(why))` when dynamic programming does not apply: a valid
     /// architecture has no live path, or more than [`MAX_SERIES_REJECTS`] are rejected.
-    fn rejected(&self) -> Result<Result<Vec<Vec<u32>>, String>, String> {
+    fn rejected(&self) -> Result<Result<Vec<Vec<u32>>, Inapplicable>, PlanError> {
         let total = self.total as usize;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = cores.min(total.div_ceil(MIN_CHUNK)).max(1);
         let chunk = total.div_ceil(threads);
-        let parts: Vec<Result<Vec<Vec<u32>>, String>> = std::thread::scope(|scope| {
+        let parts: Vec<Result<Vec<Vec<u32>>, Inapplicable>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| scope.spawn(move || self.rejected_in(t * chunk, ((t + 1) * chunk).min(total))))
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a planning thread crashed".into())))
+                .map(|h| h.join().unwrap_or_else(|_| Err(PlanError::ThreadCrashed.into())))
                 .collect()
         });
         let mut rejected = Vec::new();
@@ -346,7 +356,7 @@ impl Plan {
                 Err(why) => return Ok(Err(why)),
             }
             if rejected.len() > MAX_SERIES_REJECTS {
-                return Ok(Err(format!("the space rejects more than {MAX_SERIES_REJECTS} architectures")));
+                return Ok(Err(Inapplicable(format!("the space rejects more than {MAX_SERIES_REJECTS} architectures"))));
             }
         }
         Ok(Ok(rejected))
@@ -354,31 +364,31 @@ impl Plan {
 
     /// The architectures in `start..end` (odometer order) that `validate` rejects; `Err` for a
     /// valid one without a live path, or more than [`MAX_SERIES_REJECTS`] rejects.
-    fn rejected_in(&self, start: usize, end: usize) -> Result<Vec<Vec<u32>>, String> {
+    fn rejected_in(&self, start: usize, end: usize) -> Result<Vec<Vec<u32>>, Inapplicable> {
         let mut arch = self.decode(start);
         let mut rejected = Vec::new();
         for _ in start..end {
-            if ffi(self.space.validate(&arch)).is_err() {
+            if self.rejection(&arch).is_some() {
                 rejected.push(arch.choices.to_vec());
                 if rejected.len() > MAX_SERIES_REJECTS {
-                    return Err(format!("the space rejects more than {MAX_SERIES_REJECTS} architectures"));
+                    return Err(Inapplicable(format!("the space rejects more than {MAX_SERIES_REJECTS} architectures")));
                 }
             } else if self.is_trash(arch.as_slice()) {
-                return Err(format!("{} has no live path", self.format(&arch)?));
+                return Err(Inapplicable(format!("{} has no live path", self.format(&arch)?)));
             }
             next_arch(&self.radices, &mut arch.choices);
         }
         Ok(rejected)
     }
 
-    pub(super) fn estimate(&mut self, opts: PlanOptions) -> Result<(), String> {
+    pub(super) fn estimate(&mut self, opts: PlanOptions) -> Result<(), PlanError> {
         let n = self.radices.len();
         let mut rng = Rng::stream(opts.seed, "plan-sample");
         let mut sample: Vec<(Arch, u32, Cost, bool)> = Vec::new();
         let mut first_rejection: Option<String> = None;
         for _ in 0..ESTIMATE_SAMPLE {
             let arch = Arch::new((0..n).map(|s| rng.below(u64::from(self.radices[s])) as u32).collect());
-            if let Err(e) = ffi(self.space.validate(&arch)) {
+            if let Some(e) = self.rejection(&arch) {
                 first_rejection.get_or_insert(e);
                 continue;
             }
@@ -388,10 +398,7 @@ impl Plan {
             sample.push((arch, count, cost, trash));
         }
         if sample.is_empty() {
-            return Err(format!(
-                "the space rejected all {ESTIMATE_SAMPLE} sampled architectures: {}",
-                first_rejection.unwrap_or_default()
-            ));
+            return Err(PlanError::RejectsSample(first_rejection.unwrap_or_default()));
         }
         let scale = self.total as f64 / ESTIMATE_SAMPLE as f64;
         let distribution = self.distribution(sample.iter().map(|(_, count, cost, _)| (*count, *cost, scale)));

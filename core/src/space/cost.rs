@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use fewshot_sdk::graph::{known_op, Guard, Op, Shape};
 use fewshot_sdk::Graph;
 
+use super::{check_divisor, SpaceError};
+
 /// FLOPs (multiply-adds) and parameters of a network.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Cost {
@@ -62,16 +64,17 @@ pub struct CostModel {
 }
 
 /// The cost of one node given the static shapes.
-fn node_cost(graph: &Graph, shapes: &[Shape], i: usize) -> Result<Cost, String> {
+fn node_cost(graph: &Graph, shapes: &[Shape], i: usize) -> Result<Cost, SpaceError> {
     let node = &graph.nodes[i];
-    let op = known_op(&node.op).map_err(|e| format!("node {i} `{}`: {e}", node.name))?;
+    let unusable = |reason: String| SpaceError::Node { index: i, name: node.name.to_string(), reason };
+    let op = known_op(&node.op).map_err(unusable)?;
     let input = || node.inputs.first().map(|&j| shapes[j as usize]);
     let cost = match *op {
         Op::Conv { kernel, groups, bias, .. } => {
             let (Some(Shape::Map { channels: c_in, .. }), Shape::Map { channels: c_out, height, width }) =
                 (input(), shapes[i])
             else {
-                return Err(format!("node {i} `{}`: a convolution needs feature maps", node.name));
+                return Err(unusable("a convolution needs feature maps".into()));
             };
             let groups = if groups == 0 { c_in } else { groups };
             let (c_in, c_out, k, area) = (c_in as u64, c_out as u64, kernel as u64, height as u64 * width as u64);
@@ -93,11 +96,9 @@ fn node_cost(graph: &Graph, shapes: &[Shape], i: usize) -> Result<Cost, String> 
 
 impl CostModel {
     /// Precomputes the cost tables of `graph` at channel divisor `divisor` (1.0 = full width).
-    pub fn new(graph: &Graph, divisor: f64) -> Result<CostModel, String> {
-        if !(divisor.is_finite() && divisor > 0.0) {
-            return Err(format!("the channel divisor must be a positive number, got {divisor}"));
-        }
-        let shapes = graph.shapes(divisor)?;
+    pub fn new(graph: &Graph, divisor: f64) -> Result<CostModel, SpaceError> {
+        check_divisor(divisor)?;
+        let shapes = graph.shapes(divisor).map_err(SpaceError::Graph)?;
         let mut fixed = Cost::default();
         let mut per_option: Vec<Vec<Cost>> = Vec::new();
         let mut joint: BTreeMap<Vec<(u32, u32)>, Cost> = BTreeMap::new();

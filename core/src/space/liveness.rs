@@ -3,6 +3,7 @@
 
 use fewshot_sdk::Graph;
 
+use super::SpaceError;
 use crate::space::odometer::Odometer;
 
 /// One node of a [`Liveness`] graph.
@@ -65,13 +66,13 @@ fn bit(set: &[u64], i: usize) -> bool {
 
 impl Liveness {
     /// Compiles a counting graph for a space with these option counts.
-    pub(crate) fn new(graph: &Graph, radices: &[u32]) -> Result<Liveness, String> {
+    pub(crate) fn new(graph: &Graph, radices: &[u32]) -> Result<Liveness, SpaceError> {
         let mut live = Liveness::compile(graph)?;
         live.table = live.class_table(graph, radices);
         Ok(live)
     }
 
-    fn compile(graph: &Graph) -> Result<Liveness, String> {
+    fn compile(graph: &Graph) -> Result<Liveness, SpaceError> {
         let words = graph.nodes.len().div_ceil(64);
         let mut out = Liveness {
             nodes: Vec::new(),
@@ -83,7 +84,7 @@ impl Liveness {
             table: None,
         };
         for (i, node) in graph.nodes.iter().enumerate() {
-            let op = fewshot_sdk::graph::known_op(&node.op)?;
+            let op = fewshot_sdk::graph::known_op(&node.op).map_err(SpaceError::Graph)?;
             let mut guards = node.guard.iter().map(|g| (g.slot as usize, g.option));
             let set = match guards.next() {
                 None => &mut out.fixed,

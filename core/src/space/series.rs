@@ -6,6 +6,7 @@
 //! count (`u128`, no enumeration) and draws exact-uniform architectures with a given count by
 //! walking the table backwards.
 
+use super::SpaceError;
 use crate::util::rng::Rng;
 
 /// Largest dynamic-programming table (slots × count values) built.
@@ -38,20 +39,20 @@ pub struct SeriesCounter {
 
 impl SeriesCounter {
     /// From the count of a reference architecture and each option's difference to it.
-    pub fn new(reference: u32, deltas: &[Vec<i64>]) -> Result<SeriesCounter, String> {
+    pub fn new(reference: u32, deltas: &[Vec<i64>]) -> Result<SeriesCounter, SpaceError> {
         let mut base = i64::from(reference);
         let mut steps = Vec::with_capacity(deltas.len());
         for (s, d) in deltas.iter().enumerate() {
-            let min = *d.iter().min().ok_or_else(|| format!("slot {s} has no options"))?;
+            let min = *d.iter().min().ok_or(SpaceError::NoOptions(s))?;
             base += min;
             steps.push(d.iter().map(|&x| u32::try_from(x - min)).collect::<Result<Vec<u32>, _>>()
-                .map_err(|_| format!("slot {s}: count contributions out of range"))?);
+                .map_err(|_| SpaceError::ContributionRange(s))?);
         }
-        let base = u32::try_from(base).map_err(|_| "the additive count decomposition gives a negative count".to_string())?;
+        let base = u32::try_from(base).map_err(|_| SpaceError::NegativeCount)?;
         let span: u64 = steps.iter().map(|s| u64::from(*s.iter().max().unwrap_or(&0))).sum();
         let width = span as usize + 1;
         if (steps.len() + 1).saturating_mul(width) > SERIES_TABLE_LIMIT {
-            return Err(format!("counts span {span} values, too many for the dynamic-programming table"));
+            return Err(SpaceError::TableTooLarge(span));
         }
         let mut ways = vec![vec![0u128; width]; steps.len() + 1];
         ways[steps.len()][0] = 1;

@@ -21,7 +21,7 @@ pub mod step;
 
 use std::{
     fs,
-    io::Write,
+    io::{self, Write},
     path::{Path, PathBuf},
     sync::Arc,
     time::Instant,
@@ -31,10 +31,11 @@ use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    engine::backend::EngineBackend,
-    train::checkpoint::{CheckpointState, CHECKPOINT_VERSION},
+    data::DataError,
+    engine::{backend::EngineBackend, EngineError},
+    train::checkpoint::{CheckpointError, CheckpointState, CHECKPOINT_VERSION},
     data::{batch_indices, epoch_order, Augment, Dataset, Prefetch},
-    util::files::save,
+    util::files::{save, SaveError},
     train::optim::{LrSchedule, Sgd, SgdConfig},
     train::step::StepEngine,
     engine::supernet::{SupernetLayout, Supernets},
@@ -47,6 +48,139 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const METRICS_FILE: &str = "metrics.jsonl";
 /// File name of the resolved training configuration inside a run directory.
 pub const CONFIG_FILE: &str = "train_config.json";
+
+/// Why a run could not be trained (or resumed), or a step not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Zero epochs configured.
+    #[error("the number of epochs must be positive")]
+    NoEpochs,
+    /// A batch too small for batch statistics.
+    #[error("the batch size must be at least 2 (batch statistics)")]
+    BatchTooSmall,
+    /// A label smoothing outside `[0, 1)`.
+    #[error("label smoothing must be in [0, 1), got {0}")]
+    LabelSmoothing(f64),
+    /// A momentum outside `[0, 1)`.
+    #[error("momentum must be in [0, 1), got {0}")]
+    Momentum(f64),
+    /// A dampening outside `[0, 1]`.
+    #[error("dampening must be in [0, 1], got {0}")]
+    Dampening(f64),
+    /// Nesterov momentum without momentum, or with dampening.
+    #[error("Nesterov momentum needs a positive momentum and zero dampening")]
+    Nesterov,
+    /// A negative (or non-finite) weight decay.
+    #[error("weight decay must be non-negative, got {0}")]
+    WeightDecay(f64),
+    /// Learning rates outside `0 <= min <= base, base > 0`.
+    #[error("learning rates must satisfy 0 <= min <= base, base > 0 (got base {base}, min {min})")]
+    LearningRates {
+        /// The base (or constant) rate.
+        base: f64,
+        /// The final rate.
+        min: f64,
+    },
+    /// A run of zero supernets.
+    #[error("at least one supernet is needed")]
+    NoSupernets,
+    /// Training images of another size than the network takes.
+    #[error("the training images are {found:?}, the network expects {expected:?}")]
+    ImageDims {
+        /// `[C, H, W]` of the images.
+        found: [usize; 3],
+        /// `[C, H, W]` the network takes.
+        expected: [usize; 3],
+    },
+    /// The run directory could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        /// The run directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// A resume asked for where there is no checkpoint.
+    #[error("cannot resume: {} has no checkpoint", .0.display())]
+    NoCheckpoint(PathBuf),
+    /// A fresh run asked for in a directory that holds one.
+    #[error("{} already holds a run (resume it, or choose a new run directory)", .0.display())]
+    Occupied(PathBuf),
+    /// A resume with another seed than the run was trained with.
+    #[error("{} was trained with seed {trained}; resume it with the same seed (got {given})", dir.display())]
+    Seed {
+        /// The run directory.
+        dir: PathBuf,
+        /// The run's seed.
+        trained: u64,
+        /// The seed given now.
+        given: u64,
+    },
+    /// The checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A run file (configuration, metrics) could not be written.
+    #[error(transparent)]
+    Save(#[from] SaveError),
+    /// A run file could not be serialised.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The training images could not be batched.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The step source (the sampler) failed; its message.
+    #[error("{0}")]
+    StepSource(String),
+    /// The step source failed at a step.
+    #[error("the sampler failed at epoch {epoch} step {step}: {reason}")]
+    Sampler {
+        /// The epoch, from 1.
+        epoch: usize,
+        /// The step of the epoch, from 0.
+        step: usize,
+        /// The source's message.
+        reason: String,
+    },
+    /// A step failed; the checkpoint of the epoch before is intact.
+    #[error("epoch {epoch} step {step}: {error}; the checkpoint of epoch {} is intact", .epoch - 1)]
+    Step {
+        /// The epoch, from 1.
+        epoch: usize,
+        /// The step of the epoch, from 0.
+        step: usize,
+        /// What went wrong.
+        error: Box<TrainError>,
+    },
+    /// A step names a supernet that does not exist.
+    #[error("step names supernet {supernet}, but there are only {count}")]
+    NoSuchSupernet {
+        /// The supernet named.
+        supernet: u32,
+        /// Supernets of the run.
+        count: usize,
+    },
+    /// A step names an architecture the supernets cannot run.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A label outside the classes.
+    #[error("label {label} is out of range for {classes} classes")]
+    Label {
+        /// The label.
+        label: u32,
+        /// Classes of the network.
+        classes: usize,
+    },
+    /// A loss that is no longer finite.
+    #[error("the loss of supernet {supernet} became {loss} (learning rate {lr}); training diverged")]
+    Diverged {
+        /// The supernet.
+        supernet: usize,
+        /// Its loss.
+        loss: f64,
+        /// The learning rate of the step.
+        lr: f64,
+    },
+}
 
 /// Decides, step by step, which subnets to train: the host side of a sampler plugin.
 pub trait StepSource {
@@ -100,15 +234,15 @@ impl Default for TrainConfig {
 
 impl TrainConfig {
     /// Checks the values.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TrainError> {
         if self.epochs == 0 {
-            return Err("the number of epochs must be positive".into());
+            return Err(TrainError::NoEpochs);
         }
         if self.batch_size < 2 {
-            return Err("the batch size must be at least 2 (batch statistics)".into());
+            return Err(TrainError::BatchTooSmall);
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(format!("label smoothing must be in [0, 1), got {}", self.label_smoothing));
+            return Err(TrainError::LabelSmoothing(self.label_smoothing));
         }
         self.schedule.validate()?;
         self.sgd.validate()
@@ -189,32 +323,27 @@ pub fn train<B: EngineBackend>(
     source: &mut dyn StepSource,
     device: &B::Device,
     progress: &dyn Progress,
-) -> Result<Trained<B>, String> {
+) -> Result<Trained<B>, TrainError> {
     let config = &run.config;
     config.validate()?;
     if run.supernets == 0 {
-        return Err("at least one supernet is needed".into());
+        return Err(TrainError::NoSupernets);
     }
     if run.data.dims != run.layout.input_dims() {
-        return Err(format!("the training images are {:?}, the network expects {:?}", run.data.dims, run.layout.input_dims()));
+        return Err(TrainError::ImageDims { found: run.data.dims, expected: run.layout.input_dims() });
     }
-    fs::create_dir_all(&run.run_dir).map_err(|e| format!("cannot create {}: {e}", run.run_dir.display()))?;
+    fs::create_dir_all(&run.run_dir).map_err(|source| TrainError::CreateDir { path: run.run_dir.clone(), source })?;
     let checkpoint_path = run.run_dir.join(CHECKPOINT_FILE);
     let metrics_path = run.run_dir.join(METRICS_FILE);
     let (mut engine, mut epochs_done, mut steps_done) = if run.resume {
         if !checkpoint_path.exists() {
-            return Err(format!("cannot resume: {} has no checkpoint", run.run_dir.display()));
+            return Err(TrainError::NoCheckpoint(run.run_dir.clone()));
         }
-        let loaded = checkpoint::load::<B>(&checkpoint_path, run.layout.clone(), run.supernets, device).map_err(|e| e.to_string())?;
+        let loaded = checkpoint::load::<B>(&checkpoint_path, run.layout.clone(), run.supernets, device)?;
         if loaded.state.seed != config.seed {
-            return Err(format!(
-                "{} was trained with seed {}; resume it with the same seed (got {})",
-                run.run_dir.display(),
-                loaded.state.seed,
-                config.seed
-            ));
+            return Err(TrainError::Seed { dir: run.run_dir.clone(), trained: loaded.state.seed, given: config.seed });
         }
-        source.load_state(&loaded.state.step_source)?;
+        source.load_state(&loaded.state.step_source).map_err(TrainError::StepSource)?;
         let mut optim = Sgd::new(config.sgd.clone(), run.supernets, run.layout.params().len());
         for (k, buffers) in loaded.momentum.into_iter().enumerate() {
             for (id, buffer) in buffers.into_iter().enumerate() {
@@ -226,10 +355,7 @@ pub fn train<B: EngineBackend>(
         (engine, loaded.state.epochs_done, loaded.state.steps_done)
     } else {
         if checkpoint_path.exists() {
-            return Err(format!(
-                "{} already holds a run (resume it, or choose a new run directory)",
-                run.run_dir.display()
-            ));
+            return Err(TrainError::Occupied(run.run_dir.clone()));
         }
         let nets = Supernets::<B>::new(run.layout.clone(), run.supernets, config.seed, device);
         let _ = fs::remove_file(&metrics_path);
@@ -252,7 +378,7 @@ pub fn train<B: EngineBackend>(
             step_source: source.save_state(),
             extra: run.extra.clone(),
         };
-        checkpoint::save(&checkpoint_path, &engine.nets, &engine.optim, &state).map_err(|e| e.to_string())?;
+        checkpoint::save(&checkpoint_path, &engine.nets, &engine.optim, &state)?;
         append_metrics(&metrics_path, &metrics)?;
         history.push(metrics);
         epochs_done += 1;
@@ -268,7 +394,7 @@ fn train_epoch<B: EngineBackend>(
     steps_done: &mut u64,
     device: &B::Device,
     progress: &dyn Progress,
-) -> Result<EpochMetrics, String> {
+) -> Result<EpochMetrics, TrainError> {
     let config = &run.config;
     let order = epoch_order(run.data.len(), config.seed, epoch);
     let batches = batch_indices(&order, config.batch_size);
@@ -285,12 +411,13 @@ fn train_epoch<B: EngineBackend>(
     let first_lr = config.schedule.lr(epoch, config.epochs, 0, steps);
     for (step, batch) in stream.enumerate() {
         let lr = config.schedule.lr(epoch, config.epochs, step, steps);
-        let picks = source.next_step().map_err(|e| format!("the sampler failed at epoch {} step {step}: {e}", epoch + 1))?;
+        let picks =
+            source.next_step().map_err(|reason| TrainError::Sampler { epoch: epoch + 1, step, reason })?;
         let n = batch.labels.len() as u64;
         let images_tensor = Tensor::<B, 4>::from_data(TensorData::new(batch.pixels, batch.dims), device);
         let results = engine
             .step(images_tensor, &batch.labels, &picks, lr)
-            .map_err(|e| format!("epoch {} step {step}: {e}; the checkpoint of epoch {epoch} is intact", epoch + 1))?;
+            .map_err(|error| TrainError::Step { epoch: epoch + 1, step, error: Box::new(error) })?;
         for r in &results {
             let k = r.subspace as usize;
             let tally = &mut per_net[k];
@@ -357,7 +484,7 @@ impl Tally {
     }
 }
 
-fn write_config(run: &TrainRun) -> Result<(), String> {
+fn write_config(run: &TrainRun) -> Result<(), TrainError> {
     let summary = serde_json::json!({
         "train": run.config,
         "supernets": run.supernets,
@@ -367,25 +494,25 @@ fn write_config(run: &TrainRun) -> Result<(), String> {
         "layout_fingerprint": run.layout.fingerprint(),
         "training_images": run.data.len(),
     });
-    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    save(&run.run_dir.join(CONFIG_FILE), text.as_bytes()).map_err(|e| e.to_string())
+    let text = serde_json::to_string_pretty(&summary)?;
+    Ok(save(&run.run_dir.join(CONFIG_FILE), text.as_bytes())?)
 }
 
 /// Appends one line; the file is rewritten atomically so a crash never leaves half a line.
-fn append_metrics(path: &Path, metrics: &EpochMetrics) -> Result<(), String> {
+fn append_metrics(path: &Path, metrics: &EpochMetrics) -> Result<(), TrainError> {
     let mut text = fs::read_to_string(path).unwrap_or_default();
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    let mut line = serde_json::to_vec(metrics).map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_vec(metrics)?;
     line.push(b'\n');
     let mut bytes = text.into_bytes();
     bytes.write_all(&line).expect("writing to a vector");
-    save(path, &bytes).map_err(|e| e.to_string())
+    Ok(save(path, &bytes)?)
 }
 
 /// Drops metric lines of epochs after `epochs_done` (written before an interruption).
-fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<(), String> {
+fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<(), SaveError> {
     let Ok(text) = fs::read_to_string(path) else { return Ok(()) };
     let kept: Vec<&str> = text
         .lines()
@@ -397,7 +524,7 @@ fn truncate_metrics(path: &Path, epochs_done: usize) -> Result<(), String> {
     if !out.is_empty() {
         out.push('\n');
     }
-    save(path, out.as_bytes()).map_err(|e| e.to_string())
+    save(path, out.as_bytes())
 }
 
 #[cfg(test)]
@@ -490,13 +617,13 @@ pub(crate) mod tests {
 
         let mut other_seed = TrainRun { resume: true, ..tiny_run(&dir, 3, data.clone()) };
         other_seed.config.seed = 5;
-        let err = train::<CpuBackend>(other_seed, &mut source(1), &device, &NoProgress).err().unwrap();
+        let err = train::<CpuBackend>(other_seed, &mut source(1), &device, &NoProgress).err().unwrap().to_string();
         assert!(err.contains("seed 4"), "{err}");
         let again = TrainRun { ..tiny_run(&dir, 2, data.clone()) };
-        let err = train::<CpuBackend>(again, &mut source(1), &device, &NoProgress).err().unwrap();
+        let err = train::<CpuBackend>(again, &mut source(1), &device, &NoProgress).err().unwrap().to_string();
         assert!(err.contains("already holds a run"), "{err}");
         let fresh = TrainRun { resume: true, ..tiny_run(&temp_dir("nothing"), 2, data) };
-        assert!(train::<CpuBackend>(fresh, &mut source(1), &device, &NoProgress).err().unwrap().contains("no checkpoint"));
+        assert!(train::<CpuBackend>(fresh, &mut source(1), &device, &NoProgress).err().unwrap().to_string().contains("no checkpoint"));
         let _ = fs::remove_dir_all(&straight_dir);
         let _ = fs::remove_dir_all(&dir);
     }
@@ -544,7 +671,7 @@ pub(crate) mod tests {
         train::<CpuBackend>(TrainRun { stop_after: Some(1), ..tiny_run(&dir, 3, data.clone()) }, &mut source(2), &device, &NoProgress).unwrap();
         let mut run = TrainRun { resume: true, ..tiny_run(&dir, 3, data) };
         run.config.schedule = LrSchedule::Constant { lr: 1e35 };
-        let err = train::<CpuBackend>(run, &mut source(2), &device, &NoProgress).err().unwrap();
+        let err = train::<CpuBackend>(run, &mut source(2), &device, &NoProgress).err().unwrap().to_string();
         assert!(err.contains("diverged") && err.contains("epoch 2") && err.contains("intact"), "{err}");
         let state = checkpoint::read_state(&dir.join(CHECKPOINT_FILE)).unwrap();
         assert_eq!(state.epochs_done, 1);

@@ -24,6 +24,7 @@
 use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::TrainError;
 use crate::engine::supernet::{ParamId, Supernets};
 
 /// How the optimizer treats parameters that got no gradient in a step (see the module docs).
@@ -61,18 +62,18 @@ impl Default for SgdConfig {
 
 impl SgdConfig {
     /// Checks the values.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TrainError> {
         if !(0.0..1.0).contains(&self.momentum) {
-            return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
+            return Err(TrainError::Momentum(self.momentum));
         }
         if !(0.0..=1.0).contains(&self.dampening) {
-            return Err(format!("dampening must be in [0, 1], got {}", self.dampening));
+            return Err(TrainError::Dampening(self.dampening));
         }
         if self.nesterov && (self.momentum == 0.0 || self.dampening != 0.0) {
-            return Err("Nesterov momentum needs a positive momentum and zero dampening".into());
+            return Err(TrainError::Nesterov);
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(format!("weight decay must be non-negative, got {}", self.weight_decay));
+            return Err(TrainError::WeightDecay(self.weight_decay));
         }
         Ok(())
     }
@@ -184,13 +185,13 @@ impl LrSchedule {
     }
 
     /// Checks the values.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TrainError> {
         let (a, b) = match *self {
             LrSchedule::CosineEpoch { base, min } | LrSchedule::CosineStep { base, min } => (base, min),
             LrSchedule::Constant { lr } => (lr, 0.0),
         };
         if !(a > 0.0 && a.is_finite() && b >= 0.0 && b <= a) {
-            return Err(format!("learning rates must satisfy 0 <= min <= base, base > 0 (got base {a}, min {b})"));
+            return Err(TrainError::LearningRates { base: a, min: b });
         }
         Ok(())
     }

@@ -8,7 +8,10 @@ use burn::{
 
 use crate::{
     engine::backend::EngineBackend,
-    train::optim::{Sgd, SgdConfig},
+    train::{
+        optim::{Sgd, SgdConfig},
+        TrainError,
+    },
     engine::supernet::{forward, tensor_to_vec, BnStats, Supernets},
 };
 
@@ -54,12 +57,12 @@ impl<B: EngineBackend> StepEngine<B> {
         labels: &[u32],
         pairs: &[(u32, Vec<u32>)],
         lr: f64,
-    ) -> Result<Vec<PairResult>, String> {
+    ) -> Result<Vec<PairResult>, TrainError> {
         let layout = self.nets.layout().clone();
         let k_count = self.nets.count();
         for (k, arch) in pairs {
             if *k as usize >= k_count {
-                return Err(format!("step names supernet {k}, but there are only {k_count}"));
+                return Err(TrainError::NoSuchSupernet { supernet: *k, count: k_count });
             }
             layout.check_arch(arch)?;
         }
@@ -91,9 +94,7 @@ impl<B: EngineBackend> StepEngine<B> {
             let loss = (log_softmax(logits.clone(), 1) * targets.clone()).sum().neg().div_scalar(n as f64);
             let loss_value = tensor_to_vec(loss.clone().inner())[0] as f64;
             if !loss_value.is_finite() {
-                return Err(format!(
-                    "the loss of supernet {k} became {loss_value} (learning rate {lr}); training diverged"
-                ));
+                return Err(TrainError::Diverged { supernet: k, loss: loss_value, lr });
             }
             let correct = count_correct(&tensor_to_vec(logits.inner()), labels, classes);
             results.push(PairResult { subspace: k as u32, loss: loss_value, correct });
@@ -122,13 +123,13 @@ pub fn smoothed_targets<B: Backend>(
     classes: usize,
     smoothing: f64,
     device: &B::Device,
-) -> Result<Tensor<B, 2>, String> {
+) -> Result<Tensor<B, 2>, TrainError> {
     let off = (smoothing / classes as f64) as f32;
     let on = (1.0 - smoothing + smoothing / classes as f64) as f32;
     let mut values = vec![off; labels.len() * classes];
     for (i, &label) in labels.iter().enumerate() {
         if label as usize >= classes {
-            return Err(format!("label {label} is out of range for {classes} classes"));
+            return Err(TrainError::Label { label, classes });
         }
         values[i * classes + label as usize] = on;
     }

@@ -67,7 +67,7 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
         bail!("--supernets and --steps must be positive and --batch at least 2");
     }
     if let Some(threads) = args.threads {
-        fewshot_core::engine::backend::set_cpu_threads(threads).map_err(|e| anyhow!(e))?;
+        fewshot_core::engine::backend::set_cpu_threads(threads).map_err(anyhow::Error::msg)?;
     }
     let space = checked_space(registry, &args.space, args.channel_divisor)?;
     let slots = space.slots().into_result().map_err(|e| anyhow!("{e}"))?;

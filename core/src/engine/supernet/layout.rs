@@ -2,13 +2,17 @@
 //! the ReLU→convolution fusion.
 
 use fewshot_sdk::{
-    arch::{check_choices, ArchMismatch},
+    arch::check_choices,
     graph::{known_activation, known_op},
     Activation, Graph, Op, Shape, Slot,
 };
 
 use crate::{
-    engine::kernels::{ConvSpec, PoolSpec},
+    engine::{
+        kernels::{ConvSpec, PoolSpec},
+        EngineError,
+    },
+    space::{check_divisor, SpaceError},
     util::hash::fnv1a,
 };
 
@@ -25,12 +29,12 @@ pub enum NormMode {
 }
 
 impl std::str::FromStr for NormMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, EngineError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "plain" | "none" | "batch" => Ok(NormMode::Plain),
             "affine" => Ok(NormMode::Affine),
-            other => Err(format!("unknown BatchNorm mode `{other}` (expected plain or affine)")),
+            other => Err(EngineError::UnknownNorm(other.to_string())),
         }
     }
 }
@@ -124,16 +128,15 @@ impl SupernetLayout {
     /// Resolves `graph` (a space's supernet graph) at channel divisor `divisor` (1 = full
     /// width, 2 = the paper's C/2). Fails on a malformed graph, an op or activation this host
     /// does not know, or an input that is not an image.
-    pub fn new(graph: &Graph, slots: &[Slot], divisor: f64, norm: NormMode) -> Result<Self, String> {
-        if !(divisor.is_finite() && divisor > 0.0) {
-            return Err(format!("the channel divisor must be a positive number, got {divisor}"));
-        }
-        graph.validate(slots)?;
-        let shapes = graph.shapes(divisor)?;
+    pub fn new(graph: &Graph, slots: &[Slot], divisor: f64, norm: NormMode) -> Result<Self, EngineError> {
+        check_divisor(divisor)?;
+        graph.validate(slots).map_err(SpaceError::Graph)?;
+        let shapes = graph.shapes(divisor).map_err(SpaceError::Graph)?;
         let mut layers = Vec::with_capacity(graph.nodes.len());
         let mut params: Vec<ParamInfo> = Vec::new();
         for (i, node) in graph.nodes.iter().enumerate() {
-            let op = known_op(&node.op).map_err(|e| format!("node {i} `{}`: {e}", node.name))?;
+            let unusable = |reason: String| SpaceError::Node { index: i, name: node.name.to_string(), reason };
+            let op = known_op(&node.op).map_err(unusable)?;
             let mut param = |role: ParamRole, shape: Vec<usize>, fan_in: usize| {
                 params.push(ParamInfo {
                     name: format!("{}.{}", node.name, role.suffix()),
@@ -168,7 +171,7 @@ impl SupernetLayout {
                 Op::BatchNorm => {
                     let c = shapes[i].channels() as usize;
                     if !matches!(shapes[i], Shape::Map { .. }) {
-                        return Err(format!("node {i} `{}`: BatchNorm needs a feature map", node.name));
+                        return Err(unusable("BatchNorm needs a feature map".into()).into());
                     }
                     match norm {
                         NormMode::Plain => Layer::BatchNorm { scale: None, shift: None },
@@ -179,7 +182,7 @@ impl SupernetLayout {
                     }
                 }
                 Op::Activation(a) => {
-                    Layer::Act(known_activation(a).map_err(|e| format!("node {i} `{}`: {e}", node.name))?)
+                    Layer::Act(known_activation(a).map_err(unusable)?)
                 }
                 Op::AvgPool { kernel, stride, padding, count_include_pad } => Layer::Pool(PoolSpec {
                     average: true,
@@ -206,21 +209,15 @@ impl SupernetLayout {
                     let bias = bias.then(|| param(ParamRole::LinearBias, vec![fout], fin));
                     Layer::Linear { weight, features: [fin, fout], bias }
                 }
-                other => {
-                    return Err(format!(
-                        "node {i} `{}`: op `{}` is not supported by this host",
-                        node.name,
-                        other.kind_name()
-                    ))
-                }
+                other => return Err(unusable(format!("op `{}` is not supported by this host", other.kind_name())).into()),
             };
             layers.push(layer);
         }
         if !matches!(shapes[0], Shape::Map { .. }) {
-            return Err("the graph input must be an image".into());
+            return Err(EngineError::InputNotImage);
         }
         if !matches!(shapes[graph.output as usize], Shape::Vector { .. }) {
-            return Err("the graph output must be a vector of logits (end with a linear layer)".into());
+            return Err(EngineError::OutputNotLogits);
         }
         let inputs = fuse_relu_into_conv(graph, &mut layers);
         Ok(SupernetLayout {
@@ -286,13 +283,8 @@ impl SupernetLayout {
     }
 
     /// Checks an architecture against the space's slots ([`check_choices`]).
-    pub fn check_arch(&self, arch: &[u32]) -> Result<(), String> {
-        check_choices(arch, self.slots.iter().copied()).map_err(|e| match e {
-            ArchMismatch::Length { choices, slots } => {
-                format!("architecture has {choices} choices but the space has {slots} slots")
-            }
-            ArchMismatch::Option { slot, options, choice } => format!("slot {slot} has {options} options, got option {choice}"),
-        })
+    pub fn check_arch(&self, arch: &[u32]) -> Result<(), EngineError> {
+        check_choices(arch, self.slots.iter().copied()).map_err(EngineError::InvalidArch)
     }
 
     /// The nodes `forward` runs for `arch`: active, and needed by the output through active
@@ -425,19 +417,19 @@ mod tests {
     #[test]
     fn unusable_graphs_are_clear_errors() {
         let (graph, slots) = small_space();
-        assert!(SupernetLayout::new(&graph, &slots, 0.0, NormMode::Plain).unwrap_err().contains("divisor"));
+        assert!(SupernetLayout::new(&graph, &slots, 0.0, NormMode::Plain).unwrap_err().to_string().contains("divisor"));
         let mut g = GraphBuilder::new();
         let x = g.input(Width::fixed(3), 8, 8);
         let c = g.conv(x, Width::scaled(4), 3, 1);
         let map_out = g.finish(c);
-        assert!(SupernetLayout::new(&map_out, &[], 1.0, NormMode::Plain).unwrap_err().contains("logits"));
+        assert!(SupernetLayout::new(&map_out, &[], 1.0, NormMode::Plain).unwrap_err().to_string().contains("logits"));
         let mut g = GraphBuilder::new();
         let x = g.input(Width::fixed(3), 8, 8);
         let c = g.when(5, 0, |g| g.conv(x, Width::scaled(4), 3, 1));
         let bad_guard = g.finish(c);
-        assert!(SupernetLayout::new(&bad_guard, &slots, 1.0, NormMode::Plain).unwrap_err().contains("slot 5"));
+        assert!(SupernetLayout::new(&bad_guard, &slots, 1.0, NormMode::Plain).unwrap_err().to_string().contains("slot 5"));
         let layout = SupernetLayout::new(&graph, &slots, 1.0, NormMode::Plain).unwrap();
-        assert!(layout.check_arch(&[0]).unwrap_err().contains("2 slots"));
-        assert!(layout.check_arch(&[4, 0]).unwrap_err().contains("option 4"));
+        assert!(layout.check_arch(&[0]).unwrap_err().to_string().contains("2 slots"));
+        assert!(layout.check_arch(&[4, 0]).unwrap_err().to_string().contains("option 4"));
     }
 }

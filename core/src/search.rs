@@ -42,7 +42,7 @@
 //! ```text
 //! let mut state = SearchState::open(&path, config, seed, candidates.option_counts())?;
 //! while !state.is_finished() {
-//!     state.step(&mut candidates, &mut fitness)?;
+//!     state.run_generation(&mut candidates, &mut fitness)?;
 //!     state.save(&path)?;
 //! }
 //! let best = state.best();
@@ -429,7 +429,7 @@ impl SearchState {
     /// top-k. Returns the number of architectures evaluated. When no new legal candidate can be
     /// found, or the last generation has run, the search is finished. On error the state is
     /// unchanged.
-    pub fn step<C: Candidates, F: Fitness>(&mut self, candidates: &mut C, fitness: &mut F) -> Result<usize, SearchError> {
+    pub fn run_generation<C: Candidates, F: Fitness>(&mut self, candidates: &mut C, fitness: &mut F) -> Result<usize, SearchError> {
         if self.finished {
             return Ok(0);
         }
@@ -513,7 +513,7 @@ impl SearchState {
         checkpoint: Option<&Path>,
     ) -> Result<(), SearchError> {
         while !self.finished {
-            self.step(candidates, fitness)?;
+            self.run_generation(candidates, fitness)?;
             if let Some(path) = checkpoint {
                 self.save(path)?;
             }
@@ -738,7 +738,7 @@ mod tests {
             let mut fitness = Weighted::new(weights.clone());
             let mut first = SearchState::open(&path, config.clone(), 9, space.option_counts()).unwrap();
             for _ in 0..3 {
-                first.step(&mut space, &mut fitness).unwrap();
+                first.run_generation(&mut space, &mut fitness).unwrap();
                 first.save(&path).unwrap();
             }
             drop(first);
@@ -782,7 +782,7 @@ mod tests {
 
         let (mut space, mut fitness) = nb201_like();
         let mut state = SearchState::new(SearchConfig::default(), 1, space.option_counts()).unwrap();
-        state.step(&mut space, &mut fitness).unwrap();
+        state.run_generation(&mut space, &mut fitness).unwrap();
         let mut duplicated = state.clone();
         duplicated.history.push(duplicated.history[0].clone());
         duplicated.save(&path).unwrap();
@@ -819,8 +819,8 @@ mod tests {
         let (mut space, _) = nb201_like();
         let mut state = SearchState::new(SearchConfig::default(), 0, space.option_counts()).unwrap();
         let before = state.clone();
-        assert!(state.step(&mut space, &mut Short).unwrap_err().to_string().contains("scores for"));
-        assert!(state.step(&mut space, &mut NotANumber).unwrap_err().to_string().contains("scored NaN"));
+        assert!(state.run_generation(&mut space, &mut Short).unwrap_err().to_string().contains("scores for"));
+        assert!(state.run_generation(&mut space, &mut NotANumber).unwrap_err().to_string().contains("scored NaN"));
         assert_eq!(state, before);
 
         struct WrongShape;
@@ -835,7 +835,7 @@ mod tests {
                 Ok(true)
             }
         }
-        let err = state.step(&mut WrongShape, &mut Weighted::new(vec![1.0; 6])).unwrap_err().to_string();
+        let err = state.run_generation(&mut WrongShape, &mut Weighted::new(vec![1.0; 6])).unwrap_err().to_string();
         assert!(err.contains("has 5 positions, the space has 6"), "{err}");
         assert_eq!(state, before);
         assert_eq!("random".parse::<Strategy>().unwrap(), Strategy::Random);

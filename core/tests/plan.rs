@@ -210,7 +210,7 @@ fn mobilenet_draws_fall_in_the_requested_subspace() {
     }
     let mut sbs = sampler("sbs");
     for _ in 0..50 {
-        let picks = drawer.step(&mut sbs).unwrap();
+        let picks = drawer.draw_step(&mut sbs).unwrap();
         assert_eq!(picks.iter().map(|p| p.subspace).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4, 5]);
         for pick in picks {
             let info = p.info(&pick.arch).unwrap();
@@ -397,7 +397,7 @@ fn sbs_is_uniform_within_an_enumerated_subspace() {
     let mut hits: BTreeMap<Vec<u32>, u64> = BTreeMap::new();
     let mut trained = [0u64; 3];
     for _ in 0..100_000 {
-        for pick in drawer.step(&mut sbs).unwrap() {
+        for pick in drawer.draw_step(&mut sbs).unwrap() {
             trained[pick.subspace as usize] += 1;
             assert!(!p.info(&pick.arch).unwrap().trash);
             if pick.subspace == 2 {
@@ -418,8 +418,8 @@ fn uniform_and_group_uniform_samplers_balance_as_designed() {
     let (mut uniform, mut group) = (sampler("uniform"), sampler("group-uniform"));
     let (mut by_uniform, mut by_group) = ([0u32; 3], [0u32; 3]);
     for _ in 0..15_284 {
-        by_uniform[drawer.step(&mut uniform).unwrap()[0].subspace as usize] += 1;
-        by_group[drawer.step(&mut group).unwrap()[0].subspace as usize] += 1;
+        by_uniform[drawer.draw_step(&mut uniform).unwrap()[0].subspace as usize] += 1;
+        by_group[drawer.draw_step(&mut group).unwrap()[0].subspace as usize] += 1;
     }
     // uniform: proportional to the trainable sizes 8764 / 5520 / 1000 (of 15,284).
     for (got, want) in by_uniform.iter().zip([8764.0, 5520.0, 1000.0]) {
@@ -454,7 +454,7 @@ fn fair_sampler_is_strictly_fair_on_edge_op_subspaces() {
     let mut drawer = p.drawer(Rng::new(8));
     let mut fair = sampler("fair");
     for _ in 0..20 {
-        let picks = drawer.step(&mut fair).unwrap();
+        let picks = drawer.draw_step(&mut fair).unwrap();
         assert_eq!(picks.len(), 5 * 5);
         for k in 0..5u32 {
             let block: Vec<_> = picks.iter().filter(|p| p.subspace == k).collect();
@@ -477,11 +477,11 @@ fn fair_sampler_is_fairer_than_uniform_elsewhere_and_resumes() {
     let mut by_fair = Vec::new();
     let mut by_sbs = Vec::new();
     for _ in 0..100 {
-        let picks = drawer.step(&mut fair).unwrap();
+        let picks = drawer.draw_step(&mut fair).unwrap();
         assert_eq!(picks.len(), 3 * 5);
         by_fair.extend(picks);
         for _ in 0..5 {
-            by_sbs.extend(drawer.step(&mut sbs).unwrap());
+            by_sbs.extend(drawer.draw_step(&mut sbs).unwrap());
         }
     }
     let (fair_spread, sbs_spread) = (spread(&by_fair, 1), spread(&by_sbs, 1));
@@ -492,7 +492,7 @@ fn fair_sampler_is_fairer_than_uniform_elsewhere_and_resumes() {
     resumed.load_state(state.as_str().into()).into_result().unwrap();
     let mut a = p.drawer(drawer.rng().clone());
     let mut b = p.drawer(drawer.rng().clone());
-    assert_eq!(a.step(&mut fair).unwrap(), b.step(&mut resumed).unwrap());
+    assert_eq!(a.draw_step(&mut fair).unwrap(), b.draw_step(&mut resumed).unwrap());
 }
 
 #[test]

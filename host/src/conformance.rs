@@ -736,7 +736,7 @@ fn check_sampler(registry: &Registry, spec: &str, contexts: &[SampledSpace], opt
                 let mut drawer = plan.drawer(Rng::stream(options.seed, "plugins-check-sampler"));
                 let mut per_subspace = vec![0usize; plan.subspaces().len()];
                 for step in 0..SAMPLER_STEPS {
-                    let picks = drawer.step(&mut sampler).map_err(|e| format!("step {step}: {e}"))?;
+                    let picks = drawer.draw_step(&mut sampler).map_err(|e| format!("step {step}: {e}"))?;
                     if picks.is_empty() {
                         return Err(format!("step {step} picked nothing to train"));
                     }

@@ -206,7 +206,7 @@ impl Run {
             let mut fitness = SupernetFitness { plan: &self.plan, eval };
             while !state.is_finished() {
                 let generation = state.completed_generations();
-                let scored = state.step(&mut candidates, &mut fitness).map_err(|e| e.to_string())?;
+                let scored = state.run_generation(&mut candidates, &mut fitness).map_err(|e| e.to_string())?;
                 state.save(&state_path).map_err(|e| e.to_string())?;
                 if progress {
                     let best = state.best().map_or(String::new(), |b| format!(", best so far {:.2}%", b.fitness));
@@ -546,7 +546,7 @@ impl<'a> PlanSteps<'a> {
 
 impl StepSource for PlanSteps<'_> {
     fn next_step(&mut self) -> Result<Vec<(u32, Vec<u32>)>, String> {
-        let picks = self.drawer.step(&mut self.sampler).map_err(|e| e.to_string())?;
+        let picks = self.drawer.draw_step(&mut self.sampler).map_err(|e| e.to_string())?;
         self.sampler_state = self.sampler.save_state().into_result().map_err(|e| e.into_string())?.into_string();
         Ok(picks.into_iter().map(|p| (p.subspace, p.arch.choices.into_vec())).collect())
     }

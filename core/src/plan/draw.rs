@@ -28,9 +28,9 @@ impl PlanDrawer<'_> {
         &self.rng
     }
 
-    /// Runs one step of a sampler plugin through this drawer and checks that every pick names
-    /// a subspace of the plan and an architecture that belongs to it.
-    pub fn step(&mut self, sampler: &mut SamplerBox) -> Result<Vec<Pick>, PlanError> {
+    /// Draws the picks of one training step: runs a sampler plugin's step through this drawer and
+    /// checks that every pick names a subspace of the plan and an architecture that belongs to it.
+    pub fn draw_step(&mut self, sampler: &mut SamplerBox) -> Result<Vec<Pick>, PlanError> {
         let picks = {
             let mut host = DrawForPlugin(self);
             ffi(sampler.step(FfiArchDraw_TO::from_ptr(&mut host, TD_Opaque)))?.into_vec()

@@ -12,9 +12,10 @@ use crate::space::odometer::next_arch;
 use crate::space::series::SeriesCounter;
 use crate::util::rng::Rng;
 
-/// Running totals of one subspace while planning.
+/// Running totals of one subspace while planning: architectures (and trash ones among them), and
+/// the ranges of count, FLOPs and parameters.
 #[derive(Clone, Debug, Default)]
-struct Tally {
+struct SubspaceTotals {
     size: u128,
     trash: u128,
     count: Option<(u32, u32)>,
@@ -29,7 +30,7 @@ fn widen<T: Ord + Copy>(range: &mut Option<(T, T)>, lo: T, hi: T) {
     });
 }
 
-impl Tally {
+impl SubspaceTotals {
     fn add(&mut self, count: u32, cost: Cost, trash: bool, weight: u128) {
         self.size += weight;
         if trash {
@@ -96,9 +97,9 @@ impl Plan {
         Ok(())
     }
 
-    /// Fills sizes and ranges from per-subspace tallies.
-    fn finish(&mut self, tallies: &[Tally]) {
-        for (sub, t) in self.subspaces.iter_mut().zip(tallies) {
+    /// Fills sizes and ranges from per-subspace totals.
+    fn finish(&mut self, totals: &[SubspaceTotals]) {
+        for (sub, t) in self.subspaces.iter_mut().zip(totals) {
             sub.size = t.size;
             sub.trainable = if self.include_trash { t.size } else { t.size - t.trash };
             sub.count_range = t.count.unwrap_or((0, 0));
@@ -106,7 +107,7 @@ impl Plan {
             sub.flops_m_range = m(t.flops);
             sub.params_m_range = m(t.params);
         }
-        self.trash = tallies.iter().map(|t| t.trash).sum();
+        self.trash = totals.iter().map(|t| t.trash).sum();
     }
 
     /// The distribution of the splitter's key over weighted (count, cost) observations.
@@ -179,7 +180,7 @@ impl Plan {
         let distribution = self.distribution(measured.iter().flatten().map(|&(count, cost, _)| (count, cost, 1.0)));
         self.prepare(Measured { distribution, exact: true }, opts.seed)?;
 
-        let mut tallies = vec![Tally::default(); self.subspaces.len()];
+        let mut totals = vec![SubspaceTotals::default(); self.subspaces.len()];
         let mut pools: Vec<Vec<u32>> = vec![Vec::new(); self.subspaces.len()];
         let mut entries: Vec<Entry> = Vec::with_capacity(measured.len());
         let mut arch = Arch::new(vec![0; self.radices.len()]);
@@ -188,7 +189,7 @@ impl Plan {
                 None => Entry { subspace: INVALID, trash: false },
                 Some((count, cost, trash)) => {
                     let k = self.assign(&arch, count, cost)?;
-                    tallies[k as usize].add(count, cost, trash, 1);
+                    totals[k as usize].add(count, cost, trash, 1);
                     if self.include_trash || !trash {
                         pools[k as usize].push(i as u32);
                     }
@@ -200,7 +201,7 @@ impl Plan {
         }
         self.total = valid as u128;
         self.method = Method::Enumeration;
-        self.finish(&tallies);
+        self.finish(&totals);
         self.index = Index::Enumerated { entries, pools };
         Ok(())
     }
@@ -293,7 +294,7 @@ impl Plan {
             }
         }
 
-        let mut tallies = vec![Tally::default(); self.subspaces.len()];
+        let mut totals = vec![SubspaceTotals::default(); self.subspaces.len()];
         let mut weights: Vec<Vec<(u32, u128)>> = vec![Vec::new(); self.subspaces.len()];
         let cost_ranges = self.costs.per_slot().map(|(fixed, _)| {
             let table = |f: fn(Cost) -> u64| -> Vec<Vec<u64>> {
@@ -305,7 +306,7 @@ impl Plan {
         });
         for &(count, ways) in &valid {
             let k = subspace_of_count[&count] as usize;
-            let t = &mut tallies[k];
+            let t = &mut totals[k];
             t.size += ways;
             widen(&mut t.count, count, count);
             weights[k].push((count, ways));
@@ -322,12 +323,12 @@ impl Plan {
             for (a, count) in &checks {
                 let k = subspace_of_count[count] as usize;
                 let c = self.costs.cost(a.as_slice());
-                widen(&mut tallies[k].flops, c.flops, c.flops);
-                widen(&mut tallies[k].params, c.params, c.params);
+                widen(&mut totals[k].flops, c.flops, c.flops);
+                widen(&mut totals[k].params, c.params, c.params);
             }
         }
         self.method = Method::DynamicProgramming;
-        self.finish(&tallies);
+        self.finish(&totals);
         self.index = Index::Series { counter, subspace_of_count, weights };
         Ok(Ok(()))
     }
@@ -403,19 +404,19 @@ impl Plan {
         let scale = self.total as f64 / ESTIMATE_SAMPLE as f64;
         let distribution = self.distribution(sample.iter().map(|(_, count, cost, _)| (*count, *cost, scale)));
         self.prepare(Measured { distribution, exact: false }, opts.seed)?;
-        let mut tallies = vec![Tally::default(); self.subspaces.len()];
+        let mut totals = vec![SubspaceTotals::default(); self.subspaces.len()];
         for (arch, count, cost, trash) in &sample {
             let k = self.assign(arch, *count, *cost)?;
-            tallies[k as usize].add(*count, *cost, *trash, 1);
+            totals[k as usize].add(*count, *cost, *trash, 1);
         }
         let estimate = |n: u128| (n as f64 * scale).round() as u128;
-        for t in &mut tallies {
+        for t in &mut totals {
             t.size = estimate(t.size);
             t.trash = estimate(t.trash);
         }
         self.total = estimate(sample.len() as u128);
         self.method = Method::Estimate;
-        self.finish(&tallies);
+        self.finish(&totals);
         self.index = Index::Rejection;
         Ok(())
     }

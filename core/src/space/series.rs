@@ -1,10 +1,10 @@
 //! Exact count distributions of series spaces by dynamic programming over slots.
 //!
 //! On a space whose slots lie in series (every input→output path crosses every slot, as in a
-//! chain of layers) an additive counting rule gives `count(arch) = base + Σ_slot step[slot][option]`.
-//! [`SeriesCounter`] turns the per-option steps into the exact number of architectures with each
-//! count (`u128`, no enumeration) and draws exact-uniform architectures with a given count by
-//! walking the table backwards.
+//! chain of layers) an additive counting rule gives
+//! `count(arch) = base + Σ_slot increment[slot][option]`. [`SeriesCounter`] turns the per-option
+//! increments into the exact number of architectures with each count (`u128`, no enumeration)
+//! and draws exact-uniform architectures with a given count by walking the table backwards.
 
 use super::SpaceError;
 use crate::util::rng::Rng;
@@ -28,12 +28,12 @@ pub fn below_u128(rng: &mut Rng, n: u128) -> u128 {
 
 /// Exact count distribution of a series space with an additive count, by dynamic programming.
 ///
-/// `count(arch) = base + Σ_slot steps[slot][arch[slot]]` with every step ≥ 0; `ways[s][r]` is
-/// the number of ways slots `s..` add up to `r`.
+/// `count(arch) = base + Σ_slot increments[slot][arch[slot]]` with every increment ≥ 0;
+/// `ways[s][r]` is the number of ways slots `s..` add up to `r`.
 #[derive(Clone, Debug)]
 pub struct SeriesCounter {
     base: u32,
-    steps: Vec<Vec<u32>>,
+    increments: Vec<Vec<u32>>,
     ways: Vec<Vec<u128>>,
 }
 
@@ -41,32 +41,32 @@ impl SeriesCounter {
     /// From the count of a reference architecture and each option's difference to it.
     pub fn new(reference: u32, deltas: &[Vec<i64>]) -> Result<SeriesCounter, SpaceError> {
         let mut base = i64::from(reference);
-        let mut steps = Vec::with_capacity(deltas.len());
+        let mut increments = Vec::with_capacity(deltas.len());
         for (s, d) in deltas.iter().enumerate() {
             let min = *d.iter().min().ok_or(SpaceError::NoOptions(s))?;
             base += min;
-            steps.push(d.iter().map(|&x| u32::try_from(x - min)).collect::<Result<Vec<u32>, _>>()
+            increments.push(d.iter().map(|&x| u32::try_from(x - min)).collect::<Result<Vec<u32>, _>>()
                 .map_err(|_| SpaceError::ContributionRange(s))?);
         }
         let base = u32::try_from(base).map_err(|_| SpaceError::NegativeCount)?;
-        let span: u64 = steps.iter().map(|s| u64::from(*s.iter().max().unwrap_or(&0))).sum();
+        let span: u64 = increments.iter().map(|s| u64::from(*s.iter().max().unwrap_or(&0))).sum();
         let width = span as usize + 1;
-        if (steps.len() + 1).saturating_mul(width) > SERIES_TABLE_LIMIT {
+        if (increments.len() + 1).saturating_mul(width) > SERIES_TABLE_LIMIT {
             return Err(SpaceError::TableTooLarge(span));
         }
-        let mut ways = vec![vec![0u128; width]; steps.len() + 1];
-        ways[steps.len()][0] = 1;
-        for s in (0..steps.len()).rev() {
+        let mut ways = vec![vec![0u128; width]; increments.len() + 1];
+        ways[increments.len()][0] = 1;
+        for s in (0..increments.len()).rev() {
             let (head, tail) = ways.split_at_mut(s + 1);
             let (row, next) = (&mut head[s], &tail[0]);
-            for &step in &steps[s] {
-                let step = step as usize;
-                for r in step..width {
-                    row[r] += next[r - step];
+            for &increment in &increments[s] {
+                let increment = increment as usize;
+                for r in increment..width {
+                    row[r] += next[r - increment];
                 }
             }
         }
-        Ok(SeriesCounter { base, steps, ways })
+        Ok(SeriesCounter { base, increments, ways })
     }
 
     /// The smallest count any architecture has.
@@ -75,13 +75,13 @@ impl SeriesCounter {
     }
 
     /// Per slot and option: the count added above the slot's smallest contribution.
-    pub fn steps(&self) -> &[Vec<u32>] {
-        &self.steps
+    pub fn increments(&self) -> &[Vec<u32>] {
+        &self.increments
     }
 
     /// The count of an architecture.
     pub fn count(&self, arch: &[u32]) -> u32 {
-        self.base + arch.iter().zip(&self.steps).map(|(&o, s)| s[o as usize]).sum::<u32>()
+        self.base + arch.iter().zip(&self.increments).map(|(&o, s)| s[o as usize]).sum::<u32>()
     }
 
     /// `(count, number of architectures)` for every count that occurs, ascending.
@@ -117,19 +117,19 @@ impl SeriesCounter {
     /// completions-weighted option list.
     fn walk(&self, count: u32, mut pick: impl FnMut(u128) -> u128) -> Vec<u32> {
         let mut r = (count - self.base) as usize;
-        let mut arch = Vec::with_capacity(self.steps.len());
-        for (s, steps) in self.steps.iter().enumerate() {
+        let mut arch = Vec::with_capacity(self.increments.len());
+        for (s, increments) in self.increments.iter().enumerate() {
             let mut at = pick(self.ways[s][r]);
             let next = &self.ways[s + 1];
-            for (o, &step) in steps.iter().enumerate() {
-                let step = step as usize;
-                if step > r {
+            for (o, &increment) in increments.iter().enumerate() {
+                let increment = increment as usize;
+                if increment > r {
                     continue;
                 }
-                let w = next[r - step];
+                let w = next[r - increment];
                 if at < w {
                     arch.push(o as u32);
-                    r -= step;
+                    r -= increment;
                     break;
                 }
                 at -= w;
@@ -145,12 +145,12 @@ impl SeriesCounter {
         let width = self.ways[0].len();
         let mut best: Vec<Option<(u64, u64)>> = vec![None; width];
         best[0] = Some((0, 0));
-        for s in (0..self.steps.len()).rev() {
+        for s in (0..self.increments.len()).rev() {
             let mut row: Vec<Option<(u64, u64)>> = vec![None; width];
-            for (o, &step) in self.steps[s].iter().enumerate() {
-                let step = step as usize;
-                for r in step..width {
-                    if let Some((lo, hi)) = best[r - step] {
+            for (o, &increment) in self.increments[s].iter().enumerate() {
+                let increment = increment as usize;
+                for r in increment..width {
+                    if let Some((lo, hi)) = best[r - increment] {
                         let v = table[s][o];
                         row[r] = Some(match row[r] {
                             Some((a, b)) => (a.min(lo + v), b.max(hi + v)),

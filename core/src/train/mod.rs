@@ -405,7 +405,7 @@ fn train_epoch<B: EngineBackend>(
     let bar = if config.progress { progress } else { &NoProgress };
     bar.start(Job::Epoch { epoch: epoch + 1, epochs: config.epochs }, steps as u64);
     let start = Instant::now();
-    let mut per_net = vec![Tally::default(); run.supernets];
+    let mut per_net = vec![SupernetEpochSums::default(); run.supernets];
     let mut last_step = vec![u64::MAX; run.supernets];
     let (mut loss_sum, mut pairs, mut correct, mut seen) = (0f64, 0u64, 0u64, 0u64);
     let first_lr = config.schedule.lr(epoch, config.epochs, 0, steps);
@@ -420,12 +420,12 @@ fn train_epoch<B: EngineBackend>(
             .map_err(|error| TrainError::Step { epoch: epoch + 1, step, error: Box::new(error) })?;
         for r in &results {
             let k = r.subspace as usize;
-            let tally = &mut per_net[k];
+            let sums = &mut per_net[k];
             if last_step[k] != *steps_done {
-                tally.steps += 1;
+                sums.steps += 1;
                 last_step[k] = *steps_done;
             }
-            tally.add(r.loss, r.correct as u64, n);
+            sums.add(r.loss, r.correct as u64, n);
             loss_sum += r.loss;
             pairs += 1;
             correct += r.correct as u64;
@@ -465,9 +465,10 @@ fn train_epoch<B: EngineBackend>(
     })
 }
 
-/// Running sums of one supernet over an epoch.
+/// Running sums of one supernet over an epoch: steps that trained it, trained pairs, their loss,
+/// correct and seen images.
 #[derive(Clone, Default)]
-struct Tally {
+struct SupernetEpochSums {
     steps: u64,
     pairs: u64,
     loss_sum: f64,
@@ -475,7 +476,7 @@ struct Tally {
     seen: u64,
 }
 
-impl Tally {
+impl SupernetEpochSums {
     fn add(&mut self, loss: f64, correct: u64, images: u64) {
         self.pairs += 1;
         self.loss_sum += loss;

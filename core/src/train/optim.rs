@@ -109,7 +109,7 @@ impl<B: Backend> Sgd<B> {
 
     /// One update with learning rate `lr`. `grads[k][id]` is the gradient of parameter `id` of
     /// supernet `k`, or None when the step did not use it.
-    pub fn step(&mut self, nets: &mut Supernets<B>, grads: Vec<Vec<Option<Tensor<B, 1>>>>, lr: f64) {
+    pub fn update(&mut self, nets: &mut Supernets<B>, grads: Vec<Vec<Option<Tensor<B, 1>>>>, lr: f64) {
         let c = self.config.clone();
         for (k, net_grads) in grads.into_iter().enumerate() {
             for (id, grad) in net_grads.into_iter().enumerate() {
@@ -238,8 +238,8 @@ mod tests {
             all[0][id] = Some(Tensor::from_data(TensorData::new(vec![g; n], [n]), &Default::default()));
             all
         };
-        sgd.step(&mut nets, grads(0.5), 0.1);
-        sgd.step(&mut nets, grads(-0.25), 0.05);
+        sgd.update(&mut nets, grads(0.5), 0.1);
+        sgd.update(&mut nets, grads(-0.25), 0.05);
         let got = &nets.to_host()[0][id];
         for (i, &p) in p0.iter().enumerate() {
             // PyTorch: d = g + wd·p; buf = d (first) / 0.9·buf + d; p -= lr·(d + 0.9·buf).

@@ -111,7 +111,7 @@ impl<B: EngineBackend> StepEngine<B> {
             .into_iter()
             .map(|net| net.into_iter().map(|leaf| leaf.and_then(|l| l.grad(&grads))).collect())
             .collect();
-        self.optim.step(&mut self.nets, grads, lr);
+        self.optim.update(&mut self.nets, grads, lr);
         Ok(results)
     }
 }

@@ -85,7 +85,7 @@ fn time_checks(registry: &Registry, space: &str, runs: usize) -> Result<f64> {
 /// contributions (the dynamic program and the grouping into subspaces).
 fn time_series_sizes(p: &Plan, runs: usize) -> Result<f64> {
     let counter = p.series_counter().ok_or_else(|| anyhow!("the MobileNet plan is not a dynamic-programming plan"))?;
-    let deltas: Vec<Vec<i64>> = counter.steps().iter().map(|s| s.iter().map(|&x| i64::from(x)).collect()).collect();
+    let deltas: Vec<Vec<i64>> = counter.increments().iter().map(|s| s.iter().map(|&x| i64::from(x)).collect()).collect();
     // Subspace of each count, in the order of the distribution.
     let subspace_of: Vec<usize> = counter
         .distribution()
@@ -122,7 +122,7 @@ fn time_sampler(registry: &Registry, p: &Plan, sampler: &str, picks_per_run: usi
         let start = Instant::now();
         let mut picks = 0;
         while picks < picks_per_run {
-            picks += black_box(drawer.step(&mut s).map_err(|e| anyhow!("{e}"))?).len();
+            picks += black_box(drawer.draw_step(&mut s).map_err(|e| anyhow!("{e}"))?).len();
         }
         rates.push(picks as f64 / start.elapsed().as_secs_f64() / 1e6);
     }

@@ -13,6 +13,11 @@
 //! - [`metrics`]: rank correlations against a ground truth.
 //!
 //! [`progress`] is how [`train`] and [`eval`] report the progress of their long jobs to the caller.
+//! Each layer names its failures with its own error type ([`space::SpaceError`], [`plan::PlanError`],
+//! [`data::DataError`], [`engine::EngineError`], [`train::TrainError`], [`eval::EvalError`],
+//! [`search::SearchError`]); a layer's error wraps those of the layers it calls.
+
+#![warn(missing_docs)]
 
 pub mod data;
 pub mod engine;

@@ -1,6 +1,6 @@
 //! Compute backends and device selection.
 //!
-//! The engine is generic over burn's [`Backend`]; [`EngineBackend`] is the set of backends this
+//! The engine is generic over burn's `Backend`; [`EngineBackend`] is the set of backends this
 //! build can run on: the pure-Rust `flex` CPU backend with fewshot's own kernels (the default);
 //! the `reference` CPU backend (burn's ndarray with the generic kernels every GPU backend uses,
 //! so the GPU's code path can be trained and checked on any machine); CUDA with the `cuda`

@@ -1,20 +1,20 @@
 //! Supernets built from a space's graph IR.
 //!
-//! A [`SupernetLayout`] resolves a supernet [`Graph`] at a channel divisor: the shape of every
-//! node, the op it runs and the parameters it owns. Every candidate op of every slot has its own
-//! parameters. [`Supernets`] holds `K` independent copies of those parameters (one per subspace;
-//! copies share nothing) and runs subnets through them.
+//! A [`SupernetLayout`] resolves a supernet [`Graph`](fewshot_sdk::Graph) at a channel divisor:
+//! the shape of every node, the op it runs and the parameters it owns. Every candidate op of
+//! every slot has its own parameters. [`Supernets`] holds `K` independent copies of those
+//! parameters (one per subspace; copies share nothing) and runs subnets through them.
 //!
 //! ## Forward semantics
 //! [`forward`] takes an architecture and runs **only** the nodes that are active in it (their
 //! guards hold) and that the output depends on. A value is either a tensor or *absent*
-//! (identically zero): the input of an inactive node, a [`Op::Zero`], and everything computed
-//! only from absent values. Absent values are never materialised and never multiplied by zero,
-//! so parameters of ops that do not take part get no gradient at all. Ops whose output at zero
-//! input is not zero (a conv or linear bias, a sigmoid, an affine BN shift) produce that constant
-//! from their own parameters, exactly as the graph semantics prescribe. [`Op::Add`] sums the
-//! present inputs. When the output itself is absent (no live path, e.g. NB201's "trash" cells)
-//! the logits are zeros.
+//! (identically zero): the input of an inactive node, an [`Op::Zero`](fewshot_sdk::Op::Zero),
+//! and everything computed only from absent values. Absent values are never materialised and
+//! never multiplied by zero, so parameters of ops that do not take part get no gradient at all.
+//! Ops whose output at zero input is not zero (a conv or linear bias, a sigmoid, an affine BN
+//! shift) produce that constant from their own parameters, exactly as the graph semantics
+//! prescribe. [`Op::Add`](fewshot_sdk::Op::Add) sums the present inputs. When the output itself
+//! is absent (no live path, e.g. NB201's "trash" cells) the logits are zeros.
 //!
 //! ## BatchNorm
 //! As in the reference supernets: normalisation with the current batch's statistics, in
@@ -23,7 +23,7 @@
 //! channel. For evaluation with recalibrated statistics see [`BnStats`].
 //!
 //! ## Initialisation
-//! PyTorch's defaults, drawn from the run seed ([`Rng::stream`]`(seed, "init")`): conv and
+//! PyTorch's defaults, drawn from the run seed (`Rng::stream(seed, "init")`): conv and
 //! linear weights kaiming-uniform with `a = √5`, i.e. `U(−1/√fan_in, 1/√fan_in)`, biases
 //! `U(−1/√fan_in, 1/√fan_in)`.
 

@@ -399,7 +399,9 @@ impl RunConfig {
             }
             table.insert(last.to_string(), value);
             // Typed after each setting, so an error names the setting it comes from.
-            *self = doc.clone().try_into().map_err(|e| anyhow!("--set `{set}`: {e}"))?;
+            *self = doc.clone().try_into().map_err(|e: toml::de::Error| {
+                anyhow!("--set `{set}`: {}", e.to_string().trim().replace('\n', " "))
+            })?;
         }
         Ok(())
     }

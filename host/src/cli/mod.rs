@@ -8,11 +8,12 @@ pub mod run_options;
 
 use clap::ValueEnum;
 
-/// Table or JSON output.
+/// Table or JSON output. (The values carry no doc comments: clap would show them, switching
+/// `--help` to its long form.)
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// An aligned text table.
+    // An aligned text table.
     Table,
-    /// JSON.
+    // JSON.
     Json,
 }

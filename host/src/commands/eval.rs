@@ -34,7 +34,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub all: bool,
     /// Images to evaluate on: the validation half or the test set.
-    #[arg(long, value_enum, default_value_t = EvalSplit::Valid)]
+    #[arg(long, value_enum, default_value_t = EvalSplit::Valid, hide_possible_values = true)]
     pub split: EvalSplit,
     /// Recalibrate BatchNorm on this many training batches before each architecture.
     #[arg(long, value_name = "N")]

@@ -111,7 +111,8 @@ fn read_plan(path: &Path, space: &SpaceBox, args: &Workload) -> Result<Vec<Vec<(
         }
         let mut pairs = Vec::with_capacity(args.supernets);
         for (k, field) in fields.iter().take(args.supernets).enumerate() {
-            let arch = from_ffi(space.parse((*field).into())).map_err(|e| anyhow!("{} line {}: {e}", path.display(), number + 1))?;
+            let arch = from_ffi(space.parse((*field).into()))
+                .map_err(|e| anyhow!("{} line {}: {e}", path.display(), number + 1))?;
             pairs.push((k as u32, arch.as_slice().to_vec()));
         }
         plan.push(pairs);

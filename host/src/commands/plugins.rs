@@ -66,6 +66,7 @@ enum PluginsCommand {
     },
 }
 
+/// A plugin kind, as `--kind` names it.
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Kind {
     Space,

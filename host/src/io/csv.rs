@@ -308,7 +308,8 @@ mod tests {
         assert_eq!(t.values("a1"), vec![("acc".to_string(), 90.5)]);
         let err = t.column("acc").unwrap_err().to_string();
         assert!(err.ends_with("line 3: `n/a` is not a number"), "{err}");
-        assert!(t.column("nope").unwrap_err().to_string().contains("has no column `nope` (columns: index, arch, acc, note)"));
+        let err = t.column("nope").unwrap_err().to_string();
+        assert!(err.contains("has no column `nope` (columns: index, arch, acc, note)"), "{err}");
         let empty = temp("empty.csv", "");
         assert!(TruthTable::read(&empty).unwrap_err().to_string().ends_with("is empty"));
     }
@@ -331,7 +332,8 @@ mod tests {
         let old = temp("old.csv", "arch,subspace,accuracy\nx,y,2,7.5\n");
         assert_eq!(read_estimates(&old).unwrap(), vec![("x,y".to_string(), 2, 7.5)]);
         let bad = temp("bad.csv", "arch,subspace,accuracy\nx,high,7.5\n");
-        assert!(read_estimates(&bad).unwrap_err().to_string().ends_with("line 2: malformed (remove the file to estimate again)"));
+        let err = read_estimates(&bad).unwrap_err().to_string();
+        assert!(err.ends_with("line 2: malformed (remove the file to estimate again)"), "{err}");
         let other = temp("other.csv", "arch,acc\nx,1\n");
         assert!(read_estimates(&other).unwrap_err().to_string().contains("is not a predictions file of fewshot"));
     }

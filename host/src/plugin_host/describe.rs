@@ -39,7 +39,10 @@ pub fn list_json(registry: &Registry) -> Vec<serde_json::Value> {
 pub fn list_table(registry: &Registry) -> String {
     let rows: Vec<Vec<String>> = sorted(registry)
         .iter()
-        .map(|p| vec![p.kind.name().to_string(), p.entry.name.to_string(), p.origin.to_string(), p.entry.description.to_string()])
+        .map(|p| {
+            let (kind, name) = (p.kind.name().to_string(), p.entry.name.to_string());
+            vec![kind, name, p.origin.to_string(), p.entry.description.to_string()]
+        })
         .collect();
     render(&["KIND", "NAME", "ORIGIN", "DESCRIPTION"], &rows)
 }

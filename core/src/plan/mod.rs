@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use fewshot_sdk::abi_stable::sabi_trait::TD_Opaque;
-use fewshot_sdk::abi_stable::std_types::{RResult, RSlice, RString};
+use fewshot_sdk::abi_stable::std_types::{RSlice, RString};
 use fewshot_sdk::ffi::{DrawForPlugin, FfiArchDraw_TO, RuleBox, SamplerBox, SpaceBox, SplitterBox};
 use fewshot_sdk::{Arch, ArchDraw, ArchMetrics, Graph, Pick, PlanContext, Slot, SplitKey, ValueWeight};
 
@@ -113,10 +113,8 @@ pub struct ArchInfo {
     pub subspace: u32,
 }
 
-/// Unwraps a result that crossed the ABI.
-fn ffi<T>(r: RResult<T, RString>) -> Result<T, String> {
-    r.into_result().map_err(RString::into_string)
-}
+// A result that crossed the ABI, as a `Result` with the message as error (the SDK's conversion).
+use fewshot_sdk::ffi::from_ffi as ffi;
 
 /// Running totals of one subspace while planning.
 #[derive(Clone, Debug, Default)]

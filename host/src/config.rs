@@ -3,19 +3,105 @@
 //!
 //! The defaults make `fewshot run` with no argument a small but complete search on the CPU:
 //! NB201 at channel divisor 2, the built-in generated dataset, 3 epochs of SBS training, a
-//! short evolutionary search. Every section mirrors a stage of the pipeline.
+//! short evolutionary search. Every section mirrors a stage of the pipeline. Values are kept
+//! typed (device, BatchNorm mode, schedule, idle parameters, strategy, split) with their TOML
+//! spelling; plugin specs and their parameters stay text.
 
-use std::path::{Path, PathBuf};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{anyhow, bail, Context, Result};
+use clap::ValueEnum;
 use fewshot_core::{
     data::{Augment, DataConfig},
-    train::optim::{IdleParams, LrSchedule, SgdConfig},
+    engine::{backend::Device, supernet::NormMode},
     search::{SearchConfig, Strategy},
-    engine::supernet::NormMode,
-    train::TrainConfig,
+    train::{
+        optim::{IdleParams, LrSchedule, SgdConfig},
+        TrainConfig,
+    },
 };
 use serde::{Deserialize, Serialize};
+
+use crate::plugin_host::registry::with_param;
+
+/// Defaults of the keys that commands without a configuration file take as options too
+/// (`fewshot split`, `fewshot rank`): the one source of both.
+pub mod defaults {
+    /// `space.spec`.
+    pub const SPACE: &str = "nb201";
+    /// `split.rule`.
+    pub const RULE: &str = "enn";
+    /// `split.splitter`.
+    pub const SPLITTER: &str = "nonlin";
+    /// `seed`.
+    pub const SEED: u64 = 0;
+    /// `rank.truth_column`.
+    pub const TRUTH_COLUMN: &str = "c10_test_acc";
+}
+
+/// Which images accuracies are estimated on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalSplit {
+    /// The validation half of the training set.
+    Valid,
+    /// The held-out test set.
+    Test,
+}
+
+impl fmt::Display for EvalSplit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EvalSplit::Valid => "valid",
+            EvalSplit::Test => "test",
+        })
+    }
+}
+
+/// How the learning rate follows the steps (`train.schedule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Cosine per epoch, constant within one (NB201).
+    Epoch,
+    /// Cosine per step.
+    Iteration,
+    /// The starting rate throughout.
+    Constant,
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Schedule::Epoch => "epoch",
+            Schedule::Iteration => "iteration",
+            Schedule::Constant => "constant",
+        })
+    }
+}
+
+/// Values kept in TOML as the text they parse from (`FromStr`) and print as (`Display`).
+mod text {
+    use std::{fmt::Display, str::FromStr};
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(value)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
 
 /// The whole configuration of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,8 +109,9 @@ use serde::{Deserialize, Serialize};
 pub struct RunConfig {
     /// Seed of every random choice (weights, data order, sampling, search).
     pub seed: u64,
-    /// Compute device: `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
+    /// Compute device: `cpu`, `reference`, `cuda` or `cuda:N`.
+    #[serde(with = "text")]
+    pub device: Device,
     /// The search space.
     pub space: SpaceSection,
     /// How the space is split into subspaces.
@@ -99,10 +186,11 @@ pub struct TrainSection {
     pub channel_divisor: f64,
     /// BatchNorm of the supernets: `plain` (batch statistics, no parameters, as the reference)
     /// or `affine`.
-    pub norm: String,
+    #[serde(deserialize_with = "text::deserialize")]
+    pub norm: NormMode,
     /// Learning-rate schedule: `epoch` (cosine per epoch, NB201), `iteration` (cosine per
     /// step), `constant`.
-    pub schedule: String,
+    pub schedule: Schedule,
     /// Starting learning rate.
     pub lr: f64,
     /// Final learning rate of the cosine schedules.
@@ -115,7 +203,7 @@ pub struct TrainSection {
     pub weight_decay: f64,
     /// Parameters a step did not use: `frozen` (untouched until used again) or `decay`
     /// (decayed and moved by momentum once used, as the reference code).
-    pub idle_params: String,
+    pub idle_params: IdleParams,
     /// Label smoothing ε.
     pub label_smoothing: f64,
     /// Zero padding of the random crop (0 = no crop).
@@ -140,7 +228,7 @@ pub struct EvalSection {
 #[serde(default, deny_unknown_fields)]
 pub struct SearchSection {
     /// `evolution` or `random` (same evaluation budget).
-    pub strategy: String,
+    pub strategy: Strategy,
     /// Candidates per generation.
     pub population: usize,
     /// Generations after the initial random one.
@@ -173,14 +261,14 @@ pub struct RankSection {
     /// reference protocol); 0 = every architecture.
     pub archs: usize,
     /// Images to estimate accuracies on: `test` (the reference) or `valid`.
-    pub split: String,
+    pub split: EvalSplit,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
-            seed: 0,
-            device: "cpu".into(),
+            seed: defaults::SEED,
+            device: Device::Cpu,
             space: SpaceSection::default(),
             split: SplitSection::default(),
             data: DataSection::default(),
@@ -194,13 +282,18 @@ impl Default for RunConfig {
 
 impl Default for SpaceSection {
     fn default() -> Self {
-        SpaceSection { spec: "nb201".into(), activation: None }
+        SpaceSection { spec: defaults::SPACE.into(), activation: None }
     }
 }
 
 impl Default for SplitSection {
     fn default() -> Self {
-        SplitSection { rule: "enn".into(), splitter: "nonlin".into(), groups: None, include_trash: false }
+        SplitSection {
+            rule: defaults::RULE.into(),
+            splitter: defaults::SPLITTER.into(),
+            groups: None,
+            include_trash: false,
+        }
     }
 }
 
@@ -225,14 +318,14 @@ impl Default for TrainSection {
             epochs: 3,
             batch_size: 64,
             channel_divisor: 2.0,
-            norm: "plain".into(),
-            schedule: "epoch".into(),
+            norm: NormMode::Plain,
+            schedule: Schedule::Epoch,
             lr: 0.025,
             lr_min: 0.001,
             momentum: 0.9,
             nesterov: true,
             weight_decay: 5e-4,
-            idle_params: "frozen".into(),
+            idle_params: IdleParams::Frozen,
             label_smoothing: 0.0,
             crop_padding: 4,
             flip: true,
@@ -249,7 +342,7 @@ impl Default for EvalSection {
 impl Default for SearchSection {
     fn default() -> Self {
         SearchSection {
-            strategy: "evolution".into(),
+            strategy: Strategy::Evolution,
             population: 16,
             generations: 4,
             top_k: None,
@@ -265,12 +358,9 @@ impl Default for SearchSection {
 
 impl Default for RankSection {
     fn default() -> Self {
-        RankSection { truth: None, truth_column: "c10_test_acc".into(), archs: 100, split: "test".into() }
+        RankSection { truth: None, truth_column: defaults::TRUTH_COLUMN.into(), archs: 100, split: EvalSplit::Test }
     }
 }
-
-/// Name of the resolved configuration inside a run directory.
-pub const CONFIG_FILE: &str = "config.toml";
 
 impl RunConfig {
     /// Reads a TOML file; unknown keys are errors.
@@ -309,68 +399,41 @@ impl RunConfig {
                     .ok_or_else(|| anyhow!("--set `{set}`: there is no section `{key}`"))?;
             }
             table.insert(last.to_string(), value);
+            // Typed after each setting, so an error names the setting it comes from.
+            *self = doc.clone().try_into().map_err(|e: toml::de::Error| {
+                anyhow!("--set `{set}`: {}", e.to_string().trim().replace('\n', " "))
+            })?;
         }
-        *self = doc.try_into().map_err(|e| anyhow!("--set: {e}"))?;
         Ok(())
     }
 
     /// Checks values that the stages would otherwise reject late.
     pub fn validate(&self) -> Result<()> {
-        self.device()?;
-        self.norm()?;
-        self.schedule()?;
-        self.idle_params()?;
-        self.strategy()?;
         if !(self.train.channel_divisor >= 1.0) {
             bail!("train.channel_divisor must be at least 1, got {}", self.train.channel_divisor);
         }
         if self.eval.batch_size < 2 {
             bail!("eval.batch_size must be at least 2 (BatchNorm uses batch statistics)");
         }
-        if !matches!(self.rank.split.as_str(), "test" | "valid") {
-            bail!("rank.split must be `test` or `valid`, got `{}`", self.rank.split);
-        }
-        self.train_config(false)?.validate().map_err(|e| anyhow!("train: {e}"))?;
-        self.search_config()?.validate().map_err(|e| anyhow!("search: {e}"))?;
+        self.train_config(false).validate().map_err(|e| anyhow!("train: {e}"))?;
+        self.search_config().validate().map_err(|e| anyhow!("search: {e}"))?;
         Ok(())
     }
 
-    /// The compute device.
-    pub fn device(&self) -> Result<fewshot_core::engine::backend::Device> {
-        self.device.parse().map_err(|e| anyhow!("device: {e}"))
-    }
-
-    /// The supernets' BatchNorm mode.
-    pub fn norm(&self) -> Result<NormMode> {
-        self.train.norm.parse().map_err(|e| anyhow!("train.norm: {e}"))
-    }
-
-    fn schedule(&self) -> Result<LrSchedule> {
+    /// The engine's learning-rate schedule.
+    fn schedule(&self) -> LrSchedule {
         let t = &self.train;
-        Ok(match t.schedule.as_str() {
-            "epoch" => LrSchedule::CosineEpoch { base: t.lr, min: t.lr_min },
-            "iteration" => LrSchedule::CosineStep { base: t.lr, min: t.lr_min },
-            "constant" => LrSchedule::Constant { lr: t.lr },
-            other => bail!("train.schedule must be `epoch`, `iteration` or `constant`, got `{other}`"),
-        })
-    }
-
-    fn idle_params(&self) -> Result<IdleParams> {
-        Ok(match self.train.idle_params.as_str() {
-            "frozen" => IdleParams::Frozen,
-            "decay" => IdleParams::Decay,
-            other => bail!("train.idle_params must be `frozen` or `decay`, got `{other}`"),
-        })
-    }
-
-    fn strategy(&self) -> Result<Strategy> {
-        self.search.strategy.parse().map_err(|e| anyhow!("search.strategy: {e}"))
+        match t.schedule {
+            Schedule::Epoch => LrSchedule::CosineEpoch { base: t.lr, min: t.lr_min },
+            Schedule::Iteration => LrSchedule::CosineStep { base: t.lr, min: t.lr_min },
+            Schedule::Constant => LrSchedule::Constant { lr: t.lr },
+        }
     }
 
     /// The space's plugin spec with the activation folded in.
     pub fn space_spec(&self) -> String {
         match &self.space.activation {
-            Some(a) => crate::commands::pipeline::with_param(&self.space.spec, "activation", a),
+            Some(a) => with_param(&self.space.spec, "activation", a),
             None => self.space.spec.clone(),
         }
     }
@@ -378,30 +441,30 @@ impl RunConfig {
     /// The splitter's plugin spec with the groups folded in.
     pub fn splitter_spec(&self) -> String {
         match &self.split.groups {
-            Some(g) => crate::commands::pipeline::with_param(&self.split.splitter, "groups", g),
+            Some(g) => with_param(&self.split.splitter, "groups", g),
             None => self.split.splitter.clone(),
         }
     }
 
     /// The engine's training configuration.
-    pub fn train_config(&self, progress: bool) -> Result<TrainConfig> {
+    pub fn train_config(&self, progress: bool) -> TrainConfig {
         let t = &self.train;
-        Ok(TrainConfig {
+        TrainConfig {
             epochs: t.epochs,
             batch_size: t.batch_size,
-            schedule: self.schedule()?,
+            schedule: self.schedule(),
             sgd: SgdConfig {
                 momentum: t.momentum,
                 dampening: 0.0,
                 nesterov: t.nesterov,
                 weight_decay: t.weight_decay,
-                idle: self.idle_params()?,
+                idle: t.idle_params,
             },
             label_smoothing: t.label_smoothing,
             augment: Augment { crop_padding: t.crop_padding, flip: t.flip },
             seed: self.seed,
             progress,
-        })
+        }
     }
 
     /// The engine's data configuration.
@@ -419,10 +482,10 @@ impl RunConfig {
     }
 
     /// The search configuration.
-    pub fn search_config(&self) -> Result<SearchConfig> {
+    pub fn search_config(&self) -> SearchConfig {
         let s = &self.search;
-        Ok(SearchConfig {
-            strategy: self.strategy()?,
+        SearchConfig {
+            strategy: s.strategy,
             population: s.population,
             generations: s.generations,
             top_k: s.top_k.unwrap_or(s.population.min(10)),
@@ -430,7 +493,7 @@ impl RunConfig {
             mutation_prob: s.mutation_prob,
             crossovers: s.crossovers.unwrap_or(s.population / 2),
             ..SearchConfig::default()
-        })
+        }
     }
 }
 
@@ -462,12 +525,26 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_are_reported_by_name() {
+    fn typed_values_keep_their_toml_spelling_and_bad_ones_are_named() {
+        let text = RunConfig::default().to_toml().unwrap();
+        let spelled = ["device = \"cpu\"", "norm = \"plain\"", "schedule = \"epoch\"", "idle_params = \"frozen\""];
+        for line in spelled.into_iter().chain(["strategy = \"evolution\"", "split = \"test\""]) {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        let text = "device = \"cuda:1\"\n[train]\nnorm = \"Batch\"\nschedule = \"constant\"\n";
+        let c: RunConfig = toml::from_str(text).unwrap();
+        assert_eq!((c.device, c.train.norm, c.train.schedule), (Device::Cuda(1), NormMode::Plain, Schedule::Constant));
         let mut config = RunConfig::default();
-        config.train.schedule = "linear".into();
-        assert!(config.validate().unwrap_err().to_string().contains("train.schedule"));
+        let err = config.apply_sets(&["train.schedule=linear".into()]).unwrap_err().to_string();
+        assert!(err.contains("train.schedule=linear") && err.contains("linear"), "{err}");
+        let err = config.apply_sets(&["device=tpu".into()]).unwrap_err().to_string();
+        assert!(err.contains("device=tpu") && err.contains("unknown device `tpu`"), "{err}");
+        config.apply_sets(&["search.strategy=random".into(), "rank.split=valid".into()]).unwrap();
+        assert_eq!((config.search.strategy, config.rank.split), (Strategy::Random, EvalSplit::Valid));
+        let err = toml::from_str::<RunConfig>("[train]\nidle_params = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(err.contains("idle_params") && err.contains("sometimes"), "{err}");
         let mut config = RunConfig::default();
-        config.device = "tpu".into();
-        assert!(config.validate().unwrap_err().to_string().contains("device"));
+        config.train.channel_divisor = 0.5;
+        assert!(config.validate().unwrap_err().to_string().contains("train.channel_divisor"));
     }
 }

@@ -1,19 +1,32 @@
 //! `fewshot`: few-shot neural architecture search from the command line.
+//!
+//! The crate in layers, each using only the ones listed before it:
+//! - [`io`]: CSV files, text tables, standard output;
+//! - [`report`]: markdown and SVG plots, the rank-correlation tables;
+//! - [`plugin_host`]: the plugin registry, conformance checks, reports on refused libraries;
+//! - [`config`]: the run configuration (`config.toml`) and its defaults;
+//! - [`bench`]: speed benchmarks;
+//! - [`run_dir`]: the files of a run directory;
+//! - [`stages`]: plan, train, eval, rank, search, report, the pipeline and the comparison;
+//! - [`cli`]: the argument types that commands share;
+//! - [`commands`]: one entry point per subcommand, dispatched here.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-mod abi_report;
+mod bench;
+mod cli;
 mod commands;
 mod config;
-mod workflow;
-mod conformance;
-mod elf;
-mod output;
+mod io;
+mod plugin_host;
 mod progress;
-mod registry;
 mod report;
+mod run_dir;
+mod stages;
+
+use plugin_host::registry::{LoadError, Registry};
 
 /// Few-shot NAS: split a search space, train one supernet per subspace, search.
 #[derive(Parser, Debug)]
@@ -56,7 +69,7 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<()> {
     // Built-ins plus every library; loaded only by commands that need it (`plugins check` loads
     // just the library it checks).
-    let registry = || registry::Registry::load(&cli.plugins);
+    let registry = || Registry::load(&cli.plugins);
     match &cli.command {
         Command::Plugins(args) => commands::plugins::run(args, registry),
         Command::Split(args) => commands::split::run(args, &registry()?),
@@ -96,7 +109,7 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             let full_report = err
                 .chain()
-                .find_map(|e| e.downcast_ref::<registry::LoadError>())
+                .find_map(|e| e.downcast_ref::<LoadError>())
                 .and_then(|e| e.full_report.as_deref());
             if let (true, Some(report)) = (verbose, full_report) {
                 eprintln!("\n{report}");

@@ -22,7 +22,9 @@ impl Bars {
 /// The bar of a job: its template, filled like the rest of the bar (`=> `).
 fn style(job: Job) -> ProgressStyle {
     let template = match job {
-        Job::Epoch { epoch, epochs } => format!("epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}"),
+        Job::Epoch { epoch, epochs } => {
+            format!("epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}")
+        }
         Job::Evaluation => "evaluating [{bar:30}] {pos}/{len} {per_sec} ETA {eta}".to_string(),
     };
     ProgressStyle::with_template(&template).expect("valid progress template").progress_chars("=> ")

@@ -32,6 +32,14 @@ use crate::{
 /// Result type of every call across the boundary: the error is a readable message.
 pub type FfiResult<T> = RResult<T, RString>;
 
+/// An [`FfiResult`] as a standard `Result`, its error the message as a `String`: the one
+/// conversion host and engine apply to what a `*Box` method returns (the plugin traits of
+/// [`crate::plugin`] return `Result<_, String>` too). Code that reports with `anyhow` lifts the
+/// message with `anyhow::Error::msg`.
+pub fn from_ffi<T>(result: FfiResult<T>) -> Result<T, String> {
+    result.into_result().map_err(RString::into_string)
+}
+
 /// ABI-stable search space (see [`SearchSpace`]).
 #[sabi_trait]
 pub trait FfiSearchSpace: Send + Sync {
@@ -373,17 +381,13 @@ impl ArchDraw for DrawFromHost<'_, '_, '_> {
         self.0.option_counts().into_vec()
     }
     fn draw(&mut self, subspace: u32) -> Result<Arch, String> {
-        self.0.draw(subspace).into_result().map_err(RString::into_string)
+        from_ffi(self.0.draw(subspace))
     }
     fn draw_any(&mut self) -> Result<Pick, String> {
-        self.0.draw_any().into_result().map_err(RString::into_string)
+        from_ffi(self.0.draw_any())
     }
     fn subspace_of(&self, arch: &Arch) -> Result<Option<u32>, String> {
-        self.0
-            .subspace_of(arch)
-            .into_result()
-            .map(ROption::into_option)
-            .map_err(RString::into_string)
+        from_ffi(self.0.subspace_of(arch)).map(ROption::into_option)
     }
     fn next_u64(&mut self) -> u64 {
         self.0.next_u64()

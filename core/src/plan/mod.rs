@@ -24,8 +24,8 @@ mod sizes;
 
 use std::collections::BTreeMap;
 
-use fewshot_sdk::abi_stable::std_types::{RResult, RSlice, RString};
-use fewshot_sdk::ffi::{RuleBox, SpaceBox, SplitterBox};
+use fewshot_sdk::abi_stable::std_types::{RSlice, RString};
+use fewshot_sdk::ffi::{from_ffi, FfiResult, RuleBox, SpaceBox, SplitterBox};
 use fewshot_sdk::{Arch, ArchMetrics, Graph, Slot, SplitKey};
 
 use crate::space::cost::{Cost, CostModel};
@@ -269,9 +269,9 @@ pub enum PlanError {
     PickedTrash(String),
 }
 
-/// Unwraps a result that crossed the ABI.
-fn ffi<T>(r: RResult<T, RString>) -> Result<T, PlanError> {
-    r.into_result().map_err(|e| PlanError::Plugin(e.into_string()))
+/// Unwraps a result that crossed the ABI ([`from_ffi`]), its message a [`PlanError::Plugin`].
+fn ffi<T>(r: FfiResult<T>) -> Result<T, PlanError> {
+    from_ffi(r).map_err(PlanError::Plugin)
 }
 
 /// One enumerated architecture.
@@ -474,13 +474,13 @@ impl Plan {
 
     /// The space's reason to reject `arch`, if it does.
     fn rejection(&self, arch: &Arch) -> Option<String> {
-        self.space.validate(arch).into_result().err().map(RString::into_string)
+        from_ffi(self.space.validate(arch)).err()
     }
 
     fn count(&self, arch: &[u32]) -> Result<u32, PlanError> {
-        self.rule.count(&self.counting, RSlice::from_slice(arch)).into_result().map_err(|e| {
+        from_ffi(self.rule.count(&self.counting, RSlice::from_slice(arch))).map_err(|reason| {
             let text = self.format(&Arch::new(arch.to_vec())).unwrap_or_else(|_| format!("{arch:?}"));
-            PlanError::Count { arch: text, reason: e.into_string() }
+            PlanError::Count { arch: text, reason }
         })
     }
 

@@ -4,15 +4,17 @@
 //! (e.g. Python's `safetensors.numpy.load_file`) opens it.
 //!
 //! Tensors are full-precision `F32`: `net<k>/<param>` for every parameter of supernet `k`, and
-//! `momentum<k>/<param>` for every momentum buffer that exists. The metadata entry `fewshot`
-//! holds a JSON [`CheckpointState`]: completed epochs and steps, the step source's state (which
-//! carries the sampler's random state; data order and augmentation need none, they depend only
-//! on seed, epoch and sample), and a fingerprint of the layout (graph, channel divisor, BN mode)
-//! plus the number of supernets, so that a checkpoint of another network is refused. The entry
-//! `checksum` (FNV-1a over every tensor's bytes in name order) catches corruption.
+//! `momentum<k>/<param>` for every momentum buffer that exists. The one metadata entry, `fewshot`,
+//! is a JSON object (one entry, because safetensors keeps metadata in a hash map whose order
+//! would otherwise change the file's bytes from run to run):
+//! - `state`: the [`CheckpointState`]: completed epochs and steps, the step source's state (which
+//!   carries the sampler's random state; data order and augmentation need none, they depend only
+//!   on seed, epoch and sample), and a fingerprint of the layout (graph, channel divisor, BN mode)
+//!   plus the number of supernets, so that a checkpoint of another network is refused;
+//! - `checksum`: FNV-1a over every tensor's bytes in name order, which catches corruption.
 
 use std::{
-    collections::BTreeMap,
+    collections::HashMap,
     fs, io,
     path::{Path, PathBuf},
     sync::Arc,
@@ -32,7 +34,7 @@ use crate::{
 };
 
 /// Format version written into every checkpoint.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// The training state saved with the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,6 +55,13 @@ pub struct CheckpointState {
     pub step_source: String,
     /// Anything else the caller wants to keep (e.g. the training configuration).
     pub extra: serde_json::Value,
+}
+
+/// The `fewshot` metadata entry.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    checksum: String,
+    state: CheckpointState,
 }
 
 /// Why a checkpoint could not be saved or loaded.
@@ -159,31 +168,17 @@ pub fn save<B: Backend>(
             }
         }
     }
-    let metadata = BTreeMap::from([
-        ("fewshot".to_string(), serde_json::to_string(state).expect("the training state serialises")),
-        ("checksum".to_string(), checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice())))),
-    ]);
+    let stored = Stored {
+        checksum: checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))),
+        state: state.clone(),
+    };
+    let metadata =
+        HashMap::from([("fewshot".to_string(), serde_json::to_string(&stored).expect("the training state serialises"))]);
     let views = tensors.iter().map(|(name, shape, bytes)| {
         (name.as_str(), TensorView::new(Dtype::F32, shape.to_vec(), bytes).expect("a tensor's bytes match its shape"))
     });
-    let unordered = metadata.clone().into_iter().collect();
-    let mut file = safetensors::serialize(views, Some(unordered)).expect("checkpoint tensors serialise");
-    sort_metadata(&mut file, &metadata);
+    let file = safetensors::serialize(views, Some(metadata)).expect("checkpoint tensors serialise");
     Ok(save_file(path, &file)?)
-}
-
-/// The safetensors crate writes the metadata map first in the header, in a `HashMap`'s random
-/// order: it is written again here in key order (the same bytes, permuted entry by entry), so
-/// that the same weights and state always give the same file, as resumed runs are checked.
-fn sort_metadata(file: &mut [u8], metadata: &BTreeMap<String, String>) {
-    const START: &[u8] = b"{\"__metadata__\":";
-    let sorted = serde_json::to_vec(metadata).expect("metadata serialises");
-    let at = 8 + START.len();
-    assert!(file[8..].starts_with(START), "safetensors writes the metadata first");
-    let written: BTreeMap<String, String> =
-        serde_json::from_slice(&file[at..at + sorted.len()]).expect("the written metadata spans as many bytes");
-    assert_eq!(&written, metadata, "the written metadata holds the same entries");
-    file[at..at + sorted.len()].copy_from_slice(&sorted);
 }
 
 /// A loaded checkpoint.
@@ -213,23 +208,29 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, Checkpoin
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("unreadable header ({e})")))?;
     let meta = header.metadata().as_ref().ok_or_else(|| bad("no metadata".into()))?;
-    let state: CheckpointState = meta
+    let entry: serde_json::Value = meta
         .get("fewshot")
         .and_then(|s| serde_json::from_str(s).ok())
         .ok_or_else(|| bad("no fewshot training state".into()))?;
-    if state.version != CHECKPOINT_VERSION {
-        return Err(CheckpointError::Version { path: path.to_path_buf(), found: state.version });
+    // Version 1 kept the state itself in the entry; later versions keep it under `state`.
+    let version = entry.pointer("/state/version").or_else(|| entry.get("version")).and_then(serde_json::Value::as_u64);
+    match version {
+        None => return Err(bad("no fewshot training state".into())),
+        Some(v) if v != u64::from(CHECKPOINT_VERSION) => {
+            return Err(CheckpointError::Version { path: path.to_path_buf(), found: v as u32 })
+        }
+        Some(_) => {}
     }
+    let stored: Stored = serde_json::from_value(entry).map_err(|e| bad(format!("unreadable training state ({e})")))?;
     for (name, view) in tensors.iter() {
         if view.dtype() != Dtype::F32 {
             return Err(bad(format!("tensor `{name}` is {:?}, not F32", view.dtype())));
         }
     }
-    let sum = checksum(tensors.iter().map(|(name, view)| (name, view.data())));
-    if meta.get("checksum") != Some(&sum) {
+    if checksum(tensors.iter().map(|(name, view)| (name, view.data()))) != stored.checksum {
         return Err(bad("checksum mismatch (truncated or modified)".into()));
     }
-    Ok((tensors, state))
+    Ok((tensors, stored.state))
 }
 
 /// Loads a checkpoint for `layout` with `supernets` supernets onto `device`. Fails clearly on a
@@ -331,7 +332,8 @@ mod tests {
             if name == "__metadata__" {
                 let meta = entry.as_object().unwrap();
                 assert!(meta.values().all(serde_json::Value::is_string), "metadata maps strings to strings");
-                assert!(meta.contains_key("fewshot") && meta.contains_key("checksum"));
+                let entry: serde_json::Value = serde_json::from_str(meta["fewshot"].as_str().unwrap()).unwrap();
+                assert!(entry["checksum"].is_string() && entry["state"]["version"] == CHECKPOINT_VERSION);
                 continue;
             }
             assert_eq!(entry["dtype"], "F32", "{name}");
@@ -356,7 +358,7 @@ mod tests {
             let script = "import sys, json\nfrom safetensors.numpy import load_file\nfrom safetensors import safe_open\n\
                           t = load_file(sys.argv[1])\nwith safe_open(sys.argv[1], 'np') as f: meta = f.metadata()\n\
                           print(json.dumps({'names': sorted(t), 'sum': float(t['net1/' + sys.argv[2]].sum()), \
-                          'epochs': json.loads(meta['fewshot'])['epochs_done']}))";
+                          'epochs': json.loads(meta['fewshot'])['state']['epochs_done']}))";
             let first = &layout.params()[0].name;
             let out = std::process::Command::new("python3").args(["-c", script, path.to_str().unwrap(), first]).output().unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -379,6 +381,10 @@ mod tests {
         let loaded = load::<CpuBackend>(&path, layout.clone(), 2, &Default::default()).unwrap();
         assert_eq!(loaded.nets.to_host(), engine.nets.to_host());
         assert_eq!(loaded.state, state(&layout, 2));
+        // The same state gives the same bytes (a resumed run's checkpoint equals a straight one's).
+        let again = dir.join("again.safetensors");
+        save(&again, &engine.nets, &engine.optim, &state(&layout, 2)).unwrap();
+        assert!(fs::read(&again).unwrap() == fs::read(&path).unwrap(), "checkpoint bytes differ between saves");
         assert_eq!(read_state(&path).unwrap().steps_done, 42);
         for k in 0..2 {
             for id in 0..layout.params().len() {

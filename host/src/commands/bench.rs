@@ -1,10 +1,18 @@
-//! `fewshot bench`: speed benchmarks of the pipeline's stages (planning, the training step).
+//! `fewshot bench`: speed benchmarks of the pipeline's stages — `plan` (planning and drawing)
+//! and `step` (the SBS training step against the PyTorch yardstick).
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use fewshot_core::engine::backend::Device;
 
-use super::bench_plan::{self, BenchPlanArgs};
-use crate::registry::Registry;
+use crate::{
+    bench::{plan, step},
+    cli::Format,
+    io::{output::print, table::render},
+    plugin_host::registry::Registry,
+};
 
 /// Arguments of `fewshot bench`.
 #[derive(Args, Debug)]
@@ -21,13 +29,95 @@ pub enum BenchCommand {
     Plan(BenchPlanArgs),
     /// Time the SBS training step of the reference workload (K NB201 supernets, one subnet per
     /// supernet per step, losses summed, one SGD update) and print the median ms/step.
-    Step(super::bench_step::StepArgs),
+    Step(StepArgs),
+}
+
+/// Arguments of `fewshot bench plan`.
+#[derive(Args, Debug)]
+pub struct BenchPlanArgs {
+    /// Timed runs per benchmark; the median is reported (at least 5).
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Arguments of `fewshot bench step`: the workload of the PyTorch yardstick by default.
+#[derive(Args, Debug)]
+pub struct StepArgs {
+    /// Search space spec.
+    #[arg(long, default_value = "nb201")]
+    space: String,
+    /// Architecture sequence: one line per step, one architecture per supernet (default: for
+    /// NB201 `../shared/bench/sbs_archs.txt`, the sequence the PyTorch reference runs, from the
+    /// current folder or the source checkout; for any other space a seeded sequence of uniformly
+    /// drawn valid architectures).
+    #[arg(long, value_name = "FILE")]
+    archs: Option<PathBuf>,
+    /// Number of supernets K.
+    #[arg(long, default_value_t = 3)]
+    supernets: usize,
+    /// Channel divisor c.
+    #[arg(long, default_value_t = 2.0)]
+    channel_divisor: f64,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Compute device: cpu, reference (the GPU code path on the CPU, for checks), cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the weights and the random batch.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+impl StepArgs {
+    fn workload(&self) -> step::Workload {
+        step::Workload {
+            space: self.space.clone(),
+            archs: self.archs.clone(),
+            supernets: self.supernets,
+            channel_divisor: self.channel_divisor,
+            batch: self.batch,
+            steps: self.steps,
+            warmup: self.warmup,
+            device: self.device,
+            threads: self.threads,
+            seed: self.seed,
+        }
+    }
 }
 
 /// Runs `fewshot bench`.
 pub fn run(args: &BenchArgs, registry: &Registry) -> Result<()> {
-    match &args.command {
-        BenchCommand::Plan(a) => bench_plan::run(a, registry),
-        BenchCommand::Step(a) => super::bench_step::run(a, registry),
-    }
+    let text = match &args.command {
+        BenchCommand::Plan(a) => {
+            let results = plan::measure(registry, a.runs)?;
+            match a.format {
+                Format::Json => format!("{}\n", serde_json::to_string_pretty(&results)?),
+                Format::Table => {
+                    let rows: Vec<Vec<String>> = results
+                        .iter()
+                        .map(|r| {
+                            let digits = if r.median < 0.1 { 4 } else { 2 };
+                            vec![r.name.clone(), format!("{:.digits$} {}", r.median, r.unit), r.goal.unwrap_or("").to_string()]
+                        })
+                        .collect();
+                    format!("median of {} runs\n{}", a.runs, render(&["benchmark", "median", "goal"], &rows))
+                }
+            }
+        }
+        BenchCommand::Step(a) => step::run(&a.workload(), registry)?,
+    };
+    Ok(print(&text)?)
 }

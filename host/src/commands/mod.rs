@@ -1,17 +1,14 @@
-//! One module per subcommand.
+//! The entry points, one module per subcommand: each parses its arguments, calls the stages
+//! and prints. No command calls another; what two commands share lives below them ([`crate::cli`]
+//! for arguments, [`crate::stages`] for work).
 
-pub mod plugins;
 pub mod bench;
-pub mod bench_plan;
-pub mod costs;
-pub mod pipeline;
-pub mod split;
-pub mod table;
-pub mod rank;
-pub mod bench_step;
 pub mod compare;
+pub mod costs;
 pub mod eval;
+pub mod plugins;
+pub mod rank;
 pub mod run;
-pub mod run_options;
 pub mod search;
+pub mod split;
 pub mod train;

@@ -5,17 +5,18 @@ use std::{
     process::{Command, ExitStatus},
 };
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use fewshot_sdk::{
-    ffi::{AnyPlugin, FfiResult},
-    space_size, Arch, Params, PluginKind,
-};
+use fewshot_sdk::PluginKind;
 
 use crate::{
-    conformance::{check_library, CheckOptions, DEFAULT_SAMPLES},
-    output::print,
-    registry::{Registered, Registry},
+    cli::Format,
+    io::output::print,
+    plugin_host::{
+        conformance::{check_library, CheckOptions, DEFAULT_SAMPLES},
+        describe::{list_json, list_table, show},
+        registry::{spec_name, Registered, Registry},
+    },
 };
 
 /// Arguments of `fewshot plugins`.
@@ -65,12 +66,7 @@ enum PluginsCommand {
     },
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum Format {
-    Table,
-    Json,
-}
-
+/// A plugin kind, as `--kind` names it.
 #[derive(ValueEnum, Clone, Copy, Debug)]
 enum Kind {
     Space,
@@ -104,7 +100,7 @@ pub fn run(args: &PluginsArgs, registry: impl FnOnce() -> Result<Registry>) -> R
         }
         PluginsCommand::Show { spec, kind } => {
             let registry = registry()?;
-            let name = spec.split_once(':').map_or(spec.as_str(), |(name, _)| name).trim();
+            let name = spec_name(spec);
             let found: Vec<&Registered> = registry
                 .plugins()
                 .iter()
@@ -170,134 +166,4 @@ fn signal(status: ExitStatus) -> Option<i32> {
         let _ = status;
         None
     }
-}
-
-/// Plugins in listing order: built-ins first, then by library; by kind and name within each.
-fn sorted(registry: &Registry) -> Vec<&Registered> {
-    let mut plugins: Vec<&Registered> = registry.plugins().iter().collect();
-    let origin_rank = |p: &Registered| registry.plugins().iter().position(|q| q.origin == p.origin);
-    plugins.sort_by_key(|p| (origin_rank(p), p.kind, p.entry.name.as_str().to_string()));
-    plugins
-}
-
-fn list_json(registry: &Registry) -> Vec<serde_json::Value> {
-    sorted(registry)
-        .into_iter()
-        .map(|p| {
-            serde_json::json!({
-                "kind": p.kind.name(),
-                "name": p.entry.name.as_str(),
-                "origin": p.origin.to_string(),
-                "description": p.entry.description.as_str(),
-                "parameters": p.entry.parameters.as_str(),
-            })
-        })
-        .collect()
-}
-
-fn list_table(registry: &Registry) -> String {
-    let plugins = sorted(registry);
-    let header = ["KIND", "NAME", "ORIGIN", "DESCRIPTION"];
-    let rows: Vec<[String; 4]> = plugins
-        .iter()
-        .map(|p| {
-            [
-                p.kind.name().to_string(),
-                p.entry.name.to_string(),
-                p.origin.to_string(),
-                p.entry.description.to_string(),
-            ]
-        })
-        .collect();
-    let width = |col: usize| {
-        rows.iter().map(|r| r[col].chars().count()).chain([header[col].len()]).max().unwrap_or(0)
-    };
-    let widths = [width(0), width(1), width(2)];
-    let line = |cells: [&str; 4]| {
-        format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {}\n",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        )
-    };
-    let mut text = line(header);
-    for r in &rows {
-        text.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
-    }
-    text
-}
-
-/// A plugin's entry, and what it is once constructed from `spec`.
-fn show(registry: &Registry, p: &Registered, spec: &str) -> Result<String> {
-    let parameters = if p.entry.parameters.is_empty() { "none" } else { p.entry.parameters.as_str() };
-    let mut text = format!(
-        "{} {}\n  origin:       {}\n  description:  {}\n  parameters:   {}\n  built with:   {}\n",
-        p.kind.name(),
-        p.entry.name,
-        p.origin,
-        p.entry.description,
-        parameters,
-        built_with(spec)?
-    );
-    let plugin = registry.make(p.kind, spec)?;
-    let details = describe(plugin).with_context(|| format!("{} `{}` ({})", p.kind.name(), p.entry.name, p.origin))?;
-    text.push_str(&details);
-    Ok(text)
-}
-
-/// The parameter values of `spec`, one `key=value` each, or that it uses the defaults.
-fn built_with(spec: &str) -> Result<String> {
-    let given = spec.split_once(':').map_or("", |(_, params)| params);
-    let params = Params::parse(given).map_err(|e| anyhow!("`{spec}`: {e}"))?;
-    if params.is_empty() {
-        return Ok("the defaults".to_string());
-    }
-    let pairs: Vec<String> = params.pairs().map(|(key, value)| format!("{key}={value}")).collect();
-    Ok(format!("{} (other parameters at their defaults)", pairs.join(", ")))
-}
-
-/// What a constructed plugin tells about itself.
-fn describe(plugin: AnyPlugin) -> Result<String> {
-    let mut text = String::new();
-    match plugin {
-        AnyPlugin::Space(space) => {
-            let slots = call(space.slots())?.into_vec();
-            text.push_str(&format!(
-                "  architectures: {} ({} slots)\n",
-                space_size(&slots),
-                slots.len()
-            ));
-            for slot in &slots {
-                let options: Vec<&str> = slot.options.iter().map(|o| o.as_str()).collect();
-                text.push_str(&format!("    {}: {}\n", slot.name, options.join(", ")));
-            }
-            let first = Arch::new(vec![0; slots.len()]);
-            text.push_str(&format!("  first architecture: {}\n", call(space.format(&first))?));
-            text.push_str(&format!("  default groups: {}\n", call(space.default_groups())?));
-        }
-        AnyPlugin::Rule(rule) => {
-            let additive = call(rule.additive_in_series())?;
-            text.push_str(&format!("  additive in series: {}\n", if additive { "yes" } else { "no" }));
-        }
-        AnyPlugin::Splitter(splitter) => {
-            text.push_str(&format!("  reads: {:?}\n", call(splitter.key())?));
-        }
-        AnyPlugin::Sampler(sampler) => {
-            let state = call(sampler.save_state())?;
-            let state = if state.is_empty() { "none".to_string() } else { format!("`{state}`") };
-            text.push_str(&format!("  initial state: {state}\n"));
-        }
-        _ => bail!("a plugin of a kind this fewshot cannot show"),
-    }
-    Ok(text)
-}
-
-/// A call across the boundary, its error naming the plugin code that failed.
-fn call<T>(result: FfiResult<T>) -> Result<T> {
-    result.into_result().map_err(|e| anyhow!("{e}"))
 }

@@ -3,16 +3,15 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use fewshot_core::util::files::write_atomic;
 
-use super::run_options::SearchOptions;
 use crate::{
-    config::CONFIG_FILE,
-    output::print,
-    registry::Registry,
-    workflow::{Run, SEARCH_STATE_FILE},
+    cli::run_options::SearchOptions,
+    io::output::print,
+    plugin_host::registry::Registry,
+    run_dir::RunDir,
+    stages::{search, Run},
 };
 
 /// Arguments of `fewshot search`; options given override the run's `[search]` settings (and are
@@ -31,24 +30,20 @@ pub struct SearchArgs {
 
 /// Runs `fewshot search`.
 pub fn run(args: &SearchArgs, registry: Arc<Registry>) -> Result<()> {
-    let mut run = Run::open(&args.run, registry)?;
+    let mut run = Run::open(RunDir::new(&args.run), registry)?;
     let before = run.config.clone();
     args.search.apply(&mut run.config);
     run.config.validate()?;
     if args.restart {
-        let state = run.file(SEARCH_STATE_FILE);
-        if state.exists() {
-            std::fs::remove_file(&state).with_context(|| format!("cannot remove {}", state.display()))?;
-        }
+        run.dir.remove_search_state()?;
     } else {
         // Refuse settings the saved search cannot continue with before anything is written.
-        run.open_search()?;
+        search::open(&run)?;
     }
     if run.config != before {
-        let path = run.file(CONFIG_FILE);
-        write_atomic(&path, run.config.to_toml()?.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+        run.dir.save_config(&run.config)?;
     }
-    let state = run.search(true)?;
-    print(&format!("{}\n", run.search_summary(&state, 5)?))?;
+    let state = search::search(&run, true)?;
+    print(&format!("{}\n", search::summary(&run, &state, 5)?))?;
     Ok(())
 }

@@ -5,11 +5,11 @@ use std::{path::PathBuf, sync::Arc};
 use anyhow::Result;
 use clap::Args;
 
-use super::run_options::RunOptions;
 use crate::{
-    config::{RunConfig, CONFIG_FILE},
-    registry::Registry,
-    workflow::Run,
+    cli::run_options::RunOptions,
+    plugin_host::registry::Registry,
+    run_dir::RunDir,
+    stages::{plan, train, Run},
 };
 
 /// Arguments of `fewshot train`.
@@ -28,20 +28,12 @@ pub struct TrainArgs {
     pub stop_after: Option<usize>,
 }
 
-/// The configuration of a run directory that is resumed: the stored one with the overrides.
-pub fn resumed_config(out: &std::path::Path, options: &RunOptions) -> Result<RunConfig> {
-    let mut config = RunConfig::read(&out.join(CONFIG_FILE))?;
-    options.apply(&mut config)?;
-    Ok(config)
-}
-
 /// Runs `fewshot train`.
 pub fn run(args: &TrainArgs, registry: Arc<Registry>) -> Result<()> {
-    let config = if args.resume { resumed_config(&args.out, &args.options)? } else { args.options.resolve()? };
-    let run = Run::create(&args.out, config, registry)?;
-    let plan = run.write_plan()?;
-    eprint!("{}", super::split::table(&plan));
-    run.train(args.resume, args.stop_after, true)?;
-    eprintln!("{}", run.training_summary()?);
+    let config = args.options.config_for(&args.out, args.resume)?;
+    let run = Run::create(RunDir::new(&args.out), config, registry)?;
+    eprint!("{}", plan::table(&run.write_plan()?));
+    train::train(&run, args.resume, args.stop_after, true)?;
+    eprintln!("{}", train::summary(&run)?);
     Ok(())
 }

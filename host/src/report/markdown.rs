@@ -11,9 +11,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use fewshot_core::{util::files::write_atomic, metrics::RankReport};
+use fewshot_core::{metrics::RankReport, train::EpochMetrics, util::files::write_atomic};
 
-use super::{format_metric, rank_table, rank_verdicts, EpochRecord};
+use super::{format_metric, rank_table, rank_verdicts};
 
 /// Markdown text under construction.
 #[derive(Clone, Debug, Default)]
@@ -147,7 +147,7 @@ impl Markdown {
 
     /// Per-supernet training summary from `metrics.jsonl` records: epochs, steps, last and best
     /// accuracy, last loss. `labels` names the supernets (missing: "supernet i").
-    pub fn training(&mut self, records: &[EpochRecord], labels: &[String]) -> &mut Markdown {
+    pub fn training(&mut self, records: &[EpochMetrics], labels: &[String]) -> &mut Markdown {
         self.heading(2, "Training");
         let supernets = records.iter().map(|r| r.supernets.len()).max().unwrap_or(0);
         if supernets == 0 {
@@ -258,20 +258,11 @@ mod tests {
     use fewshot_core::metrics::{rank_report, Predictor};
 
     use super::*;
-    use crate::report::SupernetEpoch;
+    use crate::report::test_epoch;
 
     #[test]
     fn builds_every_section_with_escaped_cells() {
-        let records = vec![
-            EpochRecord { epoch: 0, supernets: vec![SupernetEpoch { loss: 2.0, accuracy: 30.0, steps: 5 }; 2] },
-            EpochRecord {
-                epoch: 1,
-                supernets: vec![
-                    SupernetEpoch { loss: 1.5, accuracy: 45.0, steps: 5 },
-                    SupernetEpoch { loss: 1.7, accuracy: 28.0, steps: 5 },
-                ],
-            },
-        ];
+        let records = vec![test_epoch(0, &[(2.0, 30.0, 5); 2]), test_epoch(1, &[(1.5, 45.0, 5), (1.7, 28.0, 5)])];
         let truth = [1.0, 2.0, 3.0, 4.0];
         let report = rank_report(
             &truth,

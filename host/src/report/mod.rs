@@ -1,57 +1,11 @@
-//! Reports of a run: SVG plots ([`plots`]), the `report.md` builder ([`markdown`]), and the
-//! tables they share with the command line (rank correlations as text or markdown).
+//! Reports: SVG plots ([`plots`]), the markdown builder ([`markdown`]), and the rank-correlation
+//! tables and verdicts they share with the command line (rendered as text by
+//! [`crate::io::table`] or as markdown).
 
 pub mod markdown;
 pub mod plots;
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
 use fewshot_core::metrics::{group_order, PredictorReport, RankMetrics, RankReport};
-use serde::{Deserialize, Serialize};
-
-/// One line of a run's `metrics.jsonl`: the epoch and, per supernet, its training metrics.
-/// Only these fields are read; any others on the line are ignored.
-///
-/// ```json
-/// {"epoch": 3, "supernets": [{"loss": 1.21, "accuracy": 56.3, "steps": 391}, ...], ...}
-/// ```
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// The epoch number as the trainer counts it.
-    pub epoch: u32,
-    /// One entry per supernet, in subspace order.
-    pub supernets: Vec<SupernetEpoch>,
-}
-
-/// One supernet's training metrics over one epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SupernetEpoch {
-    /// Mean training loss.
-    pub loss: f64,
-    /// Training accuracy in percent.
-    pub accuracy: f64,
-    /// Optimizer steps this supernet received in the epoch.
-    pub steps: u64,
-}
-
-/// Parses `metrics.jsonl` text (one [`EpochRecord`] per non-empty line); `origin` names the
-/// source in errors.
-pub fn parse_metrics_jsonl(text: &str, origin: &str) -> Result<Vec<EpochRecord>> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str(line).with_context(|| format!("{origin}: line {}: not a training metrics record", i + 1))
-        })
-        .collect()
-}
-
-/// Reads a run's `metrics.jsonl`.
-pub fn read_metrics_jsonl(path: &Path) -> Result<Vec<EpochRecord>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_metrics_jsonl(&text, &path.display().to_string())
-}
 
 /// A metric with four decimals, or `n/a` when undefined.
 pub fn format_metric(value: Option<f64>) -> String {
@@ -61,25 +15,6 @@ pub fn format_metric(value: Option<f64>) -> String {
 /// The distinct labels, in report order (numeric when all are integers).
 pub fn group_labels<'a>(labels: impl Iterator<Item = &'a str>) -> Vec<String> {
     group_order(&labels.map(String::from).collect::<Vec<_>>())
-}
-
-/// A plain-text table with columns padded to their widest cell.
-pub fn text_table(headers: &[String], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, &w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers);
-    for row in rows {
-        out += &line(row);
-    }
-    out
 }
 
 fn metric_cells(metrics: &RankMetrics) -> Vec<String> {
@@ -166,36 +101,32 @@ pub fn rank_verdicts(report: &RankReport, group_name: &str) -> Vec<String> {
         .collect()
 }
 
+/// A `metrics.jsonl` record of `epoch` with one supernet per (loss, accuracy, steps), for tests.
+#[cfg(test)]
+pub fn test_epoch(epoch: usize, supernets: &[(f64, f64, u64)]) -> fewshot_core::train::EpochMetrics {
+    use fewshot_core::train::{EpochMetrics, SupernetEpoch};
+    EpochMetrics {
+        epoch,
+        lr: 0.025,
+        steps: supernets.iter().map(|s| s.2).max().unwrap_or(0),
+        images: 0,
+        images_per_s: 0.0,
+        seconds: 0.0,
+        loss: 0.0,
+        accuracy: 0.0,
+        supernets: supernets
+            .iter()
+            .enumerate()
+            .map(|(k, &(loss, accuracy, steps))| SupernetEpoch { subspace: k as u32, steps, loss, accuracy })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use fewshot_core::metrics::{rank_report, Predictor};
 
     use super::*;
-
-    #[test]
-    fn metrics_jsonl_reads_the_minimal_fields_and_names_bad_lines() {
-        let text = "{\"epoch\":0,\"supernets\":[{\"loss\":2.1,\"accuracy\":20.5,\"steps\":10}],\"lr\":0.1}\n\n\
-                    {\"epoch\":1,\"supernets\":[{\"loss\":1.5,\"accuracy\":40.0,\"steps\":10}]}\n";
-        let records = parse_metrics_jsonl(text, "m.jsonl").unwrap();
-        assert_eq!(records.len(), 2);
-        assert_eq!(records[1].supernets[0], SupernetEpoch { loss: 1.5, accuracy: 40.0, steps: 10 });
-        let err = parse_metrics_jsonl("{\"epoch\":0}\n{oops\n", "m.jsonl").unwrap_err();
-        assert_eq!(err.to_string(), "m.jsonl: line 1: not a training metrics record");
-
-        let dir = std::env::temp_dir().join(format!("fewshot-jsonl-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("metrics.jsonl"), text).unwrap();
-        assert_eq!(read_metrics_jsonl(&dir.join("metrics.jsonl")).unwrap(), records);
-        let missing = read_metrics_jsonl(&dir.join("missing.jsonl")).unwrap_err().to_string();
-        assert!(missing.starts_with("cannot read ") && missing.ends_with("missing.jsonl"), "{missing}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn text_tables_align_columns() {
-        let table = text_table(&["a".into(), "bb".into()], &[vec!["long".into(), "1".into()], vec!["x".into(), "22".into()]]);
-        assert_eq!(table, "a     bb\nlong  1\nx     22\n");
-    }
 
     #[test]
     fn rank_table_and_verdicts_cover_every_scope_and_predictor() {

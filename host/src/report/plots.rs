@@ -9,7 +9,11 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use fewshot_core::{util::files::write_atomic, metrics::RankReport};
+use fewshot_core::{
+    metrics::RankReport,
+    train::{EpochMetrics, SupernetEpoch},
+    util::files::write_atomic,
+};
 use plotters::{
     coord::{
         ranged1d::{DefaultFormatting, KeyPointHint, Ranged},
@@ -20,7 +24,7 @@ use plotters::{
     style::text_anchor::{HPos, Pos, VPos},
 };
 
-use super::{format_metric, EpochRecord};
+use super::format_metric;
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type DrawResult<T> = Result<T, DrawingAreaErrorKind<std::io::Error>>;
@@ -304,24 +308,24 @@ pub fn group_histograms(path: &Path, title: &str, x_label: &str, groups: &[(Stri
 /// Training curves from `metrics.jsonl` records: loss (left) and accuracy (right) per epoch,
 /// one line per supernet (epochs in which a supernet was not trained are left out). `labels` names the supernets (e.g. subspace labels); missing names
 /// become "supernet i".
-pub fn training_curves(path: &Path, records: &[EpochRecord], labels: &[String]) -> Result<()> {
+pub fn training_curves(path: &Path, records: &[EpochMetrics], labels: &[String]) -> Result<()> {
     let supernets = records.iter().map(|r| r.supernets.len()).max().unwrap_or(0);
     if supernets == 0 {
         bail!("cannot plot training curves: no epoch with supernet metrics");
     }
     check_finite("training curves", records.iter().flat_map(|r| &r.supernets).flat_map(|s| [&s.loss, &s.accuracy]))?;
     let name = |k: usize| labels.get(k).cloned().unwrap_or_else(|| format!("supernet {k}"));
-    let curve = |k: usize, value: fn(&super::SupernetEpoch) -> f64| -> Vec<(i64, f64)> {
+    let curve = |k: usize, value: fn(&SupernetEpoch) -> f64| -> Vec<(i64, f64)> {
         records.iter().filter_map(|r| r.supernets.get(k).filter(|s| s.steps > 0).map(|s| (r.epoch as i64, value(s)))).collect()
     };
-    let (first, last) = records.iter().fold((u32::MAX, 0), |(lo, hi), r| (lo.min(r.epoch), hi.max(r.epoch)));
+    let (first, last) = records.iter().fold((usize::MAX, 0), |(lo, hi), r| (lo.min(r.epoch), hi.max(r.epoch)));
     // Whole epochs on the axis, one spare on each side of a single epoch.
     let epochs = if first == last { first as i64 - 1..last as i64 + 1 } else { first as i64..last as i64 };
     render(path, (1200, 520), |root| {
         let root = root.titled("Supernet training", (FONT, 22))?;
         let panels = root.split_evenly((1, 2));
         // Loss falls and accuracy rises: keep each legend clear of the curves' ends.
-        type Metric = (&'static str, fn(&super::SupernetEpoch) -> f64, SeriesLabelPosition);
+        type Metric = (&'static str, fn(&SupernetEpoch) -> f64, SeriesLabelPosition);
         let metrics: [Metric; 2] = [
             ("loss", |s| s.loss, SeriesLabelPosition::UpperRight),
             ("accuracy (%)", |s| s.accuracy, SeriesLabelPosition::LowerRight),
@@ -468,7 +472,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::report::SupernetEpoch;
+    use crate::report::test_epoch;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("fewshot-plots-{}-{name}", std::process::id()));
@@ -581,12 +585,11 @@ mod tests {
     #[test]
     fn training_curves_per_supernet() {
         let dir = temp_dir("curves");
-        let records: Vec<EpochRecord> = (1..=5)
-            .map(|e| EpochRecord {
-                epoch: e,
-                supernets: (0..3)
-                    .map(|k| SupernetEpoch { loss: 2.3 / (e as f64 + k as f64), accuracy: 10.0 * e as f64 + k as f64, steps: 100 })
-                    .collect(),
+        let records: Vec<EpochMetrics> = (1..=5)
+            .map(|e| {
+                let supernets: Vec<(f64, f64, u64)> =
+                    (0..3).map(|k| (2.3 / (e as f64 + k as f64), 10.0 * e as f64 + k as f64, 100)).collect();
+                test_epoch(e, &supernets)
             })
             .collect();
         let path = dir.join("curves.svg");

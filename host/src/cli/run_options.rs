@@ -1,12 +1,22 @@
-//! Options shared by `train`, `run` and `compare`: a TOML configuration file plus overrides of
-//! its most used keys, and `--set section.key=value` for any other key.
+//! Options shared by `train`, `run` and `compare` (and the search options of `search`): a TOML
+//! configuration file plus overrides of its most used keys, and `--set section.key=value` for
+//! any other key. An override has no default of its own: unset, the configuration's value holds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use clap::Args;
+use clap::{builder::PossibleValuesParser, builder::TypedValueParser, Args};
+use fewshot_core::{engine::backend::Device, search::Strategy};
 
-use crate::config::RunConfig;
+use crate::{
+    config::RunConfig,
+    run_dir::{RunDir, CONFIG_FILE},
+};
+
+/// The `--strategy` values (as `search.strategy` spells them), listed by `--help`.
+fn strategy_parser() -> impl TypedValueParser<Value = Strategy> {
+    PossibleValuesParser::new(["evolution", "random"]).try_map(|s| s.parse::<Strategy>())
+}
 
 /// Configuration of a run: `--config FILE.toml`, then these overrides.
 #[derive(Args, Debug, Clone, Default)]
@@ -38,7 +48,7 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Compute device: cpu, reference (the GPU code path on the CPU, for checks), cuda or cuda:N.
     #[arg(long)]
-    pub device: Option<String>,
+    pub device: Option<Device>,
     /// Images: a CIFAR-10 binary folder or an ImageFolder tree (default: built-in generated
     /// images).
     #[arg(long, value_name = "PATH", help_heading = "Data")]
@@ -91,6 +101,17 @@ impl RunOptions {
         Ok(c)
     }
 
+    /// The configuration of a run in `dir`: when resumed, the stored one with the overrides
+    /// applied, else [`RunOptions::resolve`].
+    pub fn config_for(&self, dir: &Path, resume: bool) -> Result<RunConfig> {
+        if !resume {
+            return self.resolve();
+        }
+        let mut config = RunConfig::read(&RunDir::new(dir).file(CONFIG_FILE))?;
+        self.apply(&mut config)?;
+        Ok(config)
+    }
+
     /// Applies the overrides to `c`.
     pub fn apply(&self, c: &mut RunConfig) -> Result<()> {
         set(&mut c.space.spec, &self.space);
@@ -121,8 +142,8 @@ impl RunOptions {
 #[derive(Args, Debug, Clone, Default)]
 pub struct SearchOptions {
     /// Search strategy: `evolution` or `random` (the same evaluation budget).
-    #[arg(long, help_heading = "Search")]
-    pub strategy: Option<String>,
+    #[arg(long, help_heading = "Search", value_parser = strategy_parser())]
+    pub strategy: Option<Strategy>,
     /// Candidates per generation.
     #[arg(long, help_heading = "Search")]
     pub population: Option<usize>,
@@ -184,5 +205,28 @@ fn set<T: Clone>(target: &mut T, value: &Option<T>) {
 fn set_some<T: Clone>(target: &mut Option<T>, value: &Option<T>) {
     if value.is_some() {
         target.clone_from(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        options: RunOptions,
+    }
+
+    #[test]
+    fn overrides_parse_typed_and_leave_unset_keys_to_the_configuration() {
+        let cli = Cli::try_parse_from(["t", "--strategy", "random", "--device", "cuda:1", "--epochs", "5"]).unwrap();
+        let c = cli.options.resolve().unwrap();
+        assert_eq!((c.search.strategy, c.device, c.train.epochs), (Strategy::Random, Device::Cuda(1), 5));
+        assert_eq!(c.train.batch_size, RunConfig::default().train.batch_size);
+        assert!(Cli::try_parse_from(["t", "--strategy", "greedy"]).is_err());
+        assert!(Cli::try_parse_from(["t", "--device", "tpu"]).unwrap_err().to_string().contains("unknown device `tpu`"));
     }
 }

@@ -1,4 +1,4 @@
-//! Writing results to standard output.
+//! Standard output: the one pipe-safe writer every command prints through.
 
 use std::io::{ErrorKind, Write};
 

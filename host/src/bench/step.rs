@@ -1,4 +1,5 @@
-//! `fewshot bench step`: the training-step benchmark against `../shared/bench/torch_sbs_step.py`.
+//! The training-step benchmark (`fewshot bench step`) against
+//! `../shared/bench/torch_sbs_step.py`.
 //!
 //! Same workload as the PyTorch yardstick: K supernets of the NB201 space (C=16 at channel
 //! divisor 2, i.e. C=8; N=5), batch 64 of fixed random images, one line of the architecture file
@@ -10,59 +11,50 @@ use std::{
     time::Instant,
 };
 
-use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
+use anyhow::{anyhow, bail, Context, Error, Result};
 use fewshot_core::{
-    engine::backend::{run_on, BackendJob, Device, EngineBackend},
-    train::optim::SgdConfig,
+    engine::{
+        backend::{run_on, BackendJob, Device, EngineBackend},
+        supernet::{NormMode, SupernetLayout, Supernets},
+    },
+    train::{optim::SgdConfig, step::StepEngine},
     util::rng::Rng,
-    train::step::StepEngine,
-    engine::supernet::{NormMode, SupernetLayout, Supernets},
 };
-use fewshot_sdk::{ffi::SpaceBox, Arch, Graph, Slot};
+use fewshot_sdk::{
+    ffi::{from_ffi, SpaceBox},
+    Arch, Graph, Slot,
+};
 
-use crate::{conformance::checked_space, output::print, registry::Registry};
+use crate::plugin_host::{conformance::checked_space, registry::Registry};
 
-/// Arguments of `fewshot bench step`.
-#[derive(Args, Debug)]
-pub struct StepArgs {
+/// The workload of the benchmark.
+#[derive(Clone, Debug)]
+pub struct Workload {
     /// Search space spec.
-    #[arg(long, default_value = "nb201")]
-    space: String,
-    /// Architecture sequence: one line per step, one architecture per supernet (default: for
-    /// NB201 `../shared/bench/sbs_archs.txt`, the sequence the PyTorch reference runs, from the
-    /// current folder or the source checkout; for any other space a seeded sequence of uniformly
-    /// drawn valid architectures).
-    #[arg(long, value_name = "FILE")]
-    archs: Option<PathBuf>,
+    pub space: String,
+    /// Architecture sequence file: one line per step, one architecture per supernet (none: the
+    /// default sequence).
+    pub archs: Option<PathBuf>,
     /// Number of supernets K.
-    #[arg(long, default_value_t = 3)]
-    supernets: usize,
+    pub supernets: usize,
     /// Channel divisor c.
-    #[arg(long, default_value_t = 2.0)]
-    channel_divisor: f64,
+    pub channel_divisor: f64,
     /// Batch size.
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
+    pub batch: usize,
     /// Timed steps.
-    #[arg(long, default_value_t = 30)]
-    steps: usize,
+    pub steps: usize,
     /// Untimed warm-up steps.
-    #[arg(long, default_value_t = 5)]
-    warmup: usize,
-    /// Compute device: cpu, reference (the GPU code path on the CPU, for checks), cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: Device,
-    /// CPU threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
+    pub warmup: usize,
+    /// Compute device.
+    pub device: Device,
+    /// CPU threads (none: all cores).
+    pub threads: Option<usize>,
     /// Seed of the weights and the random batch.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    pub seed: u64,
 }
 
-/// Runs `fewshot bench step`.
-pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
+/// Runs the benchmark; returns its report: the workload, then `RESULT ms_per_step=...`.
+pub fn run(args: &Workload, registry: &Registry) -> Result<String> {
     if args.supernets == 0 || args.batch < 2 || args.steps == 0 {
         bail!("--supernets and --steps must be positive and --batch at least 2");
     }
@@ -70,8 +62,8 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
         fewshot_core::engine::backend::set_cpu_threads(threads).map_err(anyhow::Error::msg)?;
     }
     let space = checked_space(registry, &args.space, args.channel_divisor)?;
-    let slots = space.slots().into_result().map_err(|e| anyhow!("{e}"))?;
-    let graph = space.supernet_graph().into_result().map_err(|e| anyhow!("{e}"))?;
+    let slots = from_ffi(space.slots()).map_err(Error::msg)?;
+    let graph = from_ffi(space.supernet_graph()).map_err(Error::msg)?;
     let plan = match (&args.archs, args.space.split(':').next()) {
         (None, Some(name)) if name != "nb201" => drawn_plan(&space, &slots, args)?,
         (given, _) => read_plan(&archs_path(given.as_deref())?, &space, args)?,
@@ -84,7 +76,7 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
     let graph_nodes = graph_summary(&graph);
-    print(&format!(
+    let mut report = format!(
         "fewshot bench step: device={} threads={} K={} divisor={} batch={} steps={} warmup={} ({graph_nodes})\n",
         args.device,
         fewshot_core::engine::backend::cpu_threads(),
@@ -93,19 +85,19 @@ pub fn run(args: &StepArgs, registry: &Registry) -> Result<()> {
         args.batch,
         args.steps,
         args.warmup
-    ))?;
+    );
     let cpu = cpu_seconds.map_or(String::new(), |s| format!(" cpu_ms_per_step={:.1}", s * 1000.0 / args.steps as f64));
-    print(&format!(
+    report.push_str(&format!(
         "RESULT ms_per_step={median:.1} images_per_s={:.1} min_ms={:.1} max_ms={:.1}{cpu}\n",
         args.batch as f64 / median * 1000.0,
         sorted[0],
         sorted[sorted.len() - 1]
-    ))?;
-    Ok(())
+    ));
+    Ok(report)
 }
 
 /// The steps of an architecture file: one line per step, one architecture per supernet.
-fn read_plan(path: &Path, space: &SpaceBox, args: &StepArgs) -> Result<Vec<Vec<(u32, Vec<u32>)>>> {
+fn read_plan(path: &Path, space: &SpaceBox, args: &Workload) -> Result<Vec<Vec<(u32, Vec<u32>)>>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut plan = Vec::new();
     for (number, line) in text.lines().enumerate() {
@@ -119,9 +111,7 @@ fn read_plan(path: &Path, space: &SpaceBox, args: &StepArgs) -> Result<Vec<Vec<(
         }
         let mut pairs = Vec::with_capacity(args.supernets);
         for (k, field) in fields.iter().take(args.supernets).enumerate() {
-            let arch = space
-                .parse((*field).into())
-                .into_result()
+            let arch = from_ffi(space.parse((*field).into()))
                 .map_err(|e| anyhow!("{} line {}: {e}", path.display(), number + 1))?;
             pairs.push((k as u32, arch.as_slice().to_vec()));
         }
@@ -135,12 +125,12 @@ fn read_plan(path: &Path, space: &SpaceBox, args: &StepArgs) -> Result<Vec<Vec<(
 
 /// Steps drawn for a space without a shared sequence: [`DRAWN_STEPS`] steps of one uniformly
 /// random valid architecture per supernet, seeded by `--seed`.
-fn drawn_plan(space: &SpaceBox, slots: &[Slot], args: &StepArgs) -> Result<Vec<Vec<(u32, Vec<u32>)>>> {
+fn drawn_plan(space: &SpaceBox, slots: &[Slot], args: &Workload) -> Result<Vec<Vec<(u32, Vec<u32>)>>> {
     let mut rng = Rng::stream(args.seed, "bench archs");
     let mut draw = || -> Result<Vec<u32>> {
         for _ in 0..1000 {
             let arch: Vec<u32> = slots.iter().map(|s| rng.below(s.options.len() as u64) as u32).collect();
-            if space.validate(&Arch::new(arch.clone())).into_result().is_ok() {
+            if from_ffi(space.validate(&Arch::new(arch.clone()))).is_ok() {
                 return Ok(arch);
             }
         }
@@ -155,7 +145,7 @@ const DRAWN_STEPS: usize = 64;
 struct BenchJob<'a> {
     layout: SupernetLayout,
     plan: Vec<Vec<(u32, Vec<u32>)>>,
-    args: &'a StepArgs,
+    args: &'a Workload,
 }
 
 impl BackendJob for BenchJob<'_> {

@@ -1,4 +1,5 @@
-//! `fewshot bench plan`: how fast the split is planned and architectures are drawn.
+//! The planning benchmark (`fewshot bench plan`): how fast the split is planned and
+//! architectures are drawn.
 //!
 //! Reports the median of several runs of: planning NB201 (enumerate and assign all 15,625),
 //! planning MobileNet (per-slot contributions, verification, DP), the exact MobileNet subspace
@@ -9,36 +10,29 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
-use clap::Args;
-use fewshot_core::plan::{Plan, PlanOptions};
-use fewshot_core::space::series::SeriesCounter;
-use fewshot_core::util::rng::Rng;
+use fewshot_core::{
+    plan::{Plan, PlanOptions},
+    space::series::SeriesCounter,
+    util::rng::Rng,
+};
 use fewshot_sdk::{Arch, ArchDraw};
 use serde::Serialize;
 
-use super::table::{render, Format};
-use crate::output::print;
-use crate::{conformance::checked_space, registry::Registry};
-
-/// Arguments of `fewshot bench plan`.
-#[derive(Args, Debug)]
-pub struct BenchPlanArgs {
-    /// Timed runs per benchmark; the median is reported (at least 5).
-    #[arg(long, default_value_t = 7)]
-    pub runs: usize,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
-}
+use crate::plugin_host::{conformance::checked_space, registry::Registry};
 
 /// One benchmark result.
 #[derive(Serialize, Debug)]
-struct Measure {
-    name: String,
-    median: f64,
-    unit: &'static str,
-    runs: usize,
-    goal: Option<&'static str>,
+pub struct Measure {
+    /// What was timed.
+    pub name: String,
+    /// The median over the runs.
+    pub median: f64,
+    /// Its unit.
+    pub unit: &'static str,
+    /// Timed runs.
+    pub runs: usize,
+    /// The target, where the design sets one.
+    pub goal: Option<&'static str>,
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -144,12 +138,11 @@ fn time_drawer(p: &Plan, draws: usize, runs: usize) -> Result<f64> {
     Ok(median(rates))
 }
 
-/// Runs `fewshot bench plan`.
-pub fn run(args: &BenchPlanArgs, registry: &Registry) -> Result<()> {
-    if args.runs < 5 {
-        bail!("--runs must be at least 5 (got {})", args.runs);
+/// Every benchmark, each the median of `runs` timed runs (at least 5).
+pub fn measure(registry: &Registry, runs: usize) -> Result<Vec<Measure>> {
+    if runs < 5 {
+        bail!("--runs must be at least 5 (got {runs})");
     }
-    let runs = args.runs;
     let nb201 = plan(registry, "nb201")?;
     let mobilenet = plan(registry, "mobilenet")?;
     let m = |name: &str, median: f64, unit: &'static str, goal: Option<&'static str>| Measure {
@@ -174,18 +167,5 @@ pub fn run(args: &BenchPlanArgs, registry: &Registry) -> Result<()> {
         }
         results.push(m(&format!("drawer alone on {space}"), time_drawer(p, 600_000, runs)?, "M archs/s", None));
     }
-    let text = match args.format {
-        Format::Json => format!("{}\n", serde_json::to_string_pretty(&results)?),
-        Format::Table => {
-            let rows: Vec<Vec<String>> = results
-                .iter()
-                .map(|r| {
-                    let digits = if r.median < 0.1 { 4 } else { 2 };
-                    vec![r.name.clone(), format!("{:.digits$} {}", r.median, r.unit), r.goal.unwrap_or("").to_string()]
-                })
-                .collect();
-            format!("median of {runs} runs\n{}", render(&["benchmark", "median", "goal"], &rows))
-        }
-    };
-    Ok(print(&text)?)
+    Ok(results)
 }

@@ -14,11 +14,11 @@ use fewshot_sdk::{
         sabi_types::{VersionNumber, VersionStrings},
         StableAbi,
     },
-    ffi::{AnyPlugin, PluginLibraryRef, RuleBox, SamplerBox, SpaceBox, SplitterBox},
+    ffi::{from_ffi, AnyPlugin, PluginLibraryRef, RuleBox, SamplerBox, SpaceBox, SplitterBox},
     PluginEntry, PluginKind, SDK_VERSION,
 };
 
-use crate::abi_report::{self, Mismatch};
+use super::abi_report::{self, Mismatch};
 
 // The built-in set registers itself with inventory; the linker drops it unless referenced.
 use fewshot_plugins as _;
@@ -66,6 +66,15 @@ pub struct Registry {
 /// The plugin name of a spec `name` or `name:key=value,...`.
 pub fn spec_name(spec: &str) -> &str {
     spec.split_once(':').map_or(spec, |(name, _)| name).trim()
+}
+
+/// Adds `key=value` to a plugin spec `name` or `name:params`.
+pub fn with_param(spec: &str, key: &str, value: &str) -> String {
+    if spec.contains(':') {
+        format!("{spec},{key}={value}")
+    } else {
+        format!("{spec}:{key}={value}")
+    }
 }
 
 /// Name of the environment variable listing folders of plugin libraries.
@@ -126,9 +135,8 @@ impl Registry {
     /// built with.
     pub fn load_library(&mut self, path: &Path) -> Result<String> {
         let (module, sdk_version) = open_library(path)?;
-        let entries = (module.entries())().into_result().map_err(|e| {
-            LoadError::new(format!("plugin library {}: {e}", path.display()))
-        })?;
+        let entries = from_ffi((module.entries())())
+            .map_err(|e| LoadError::new(format!("plugin library {}: {e}", path.display())))?;
         for entry in entries {
             self.add(entry, Origin::Library(path.to_path_buf()))?;
         }
@@ -188,12 +196,7 @@ impl Registry {
                 .collect();
             bail!("no {} plugin named `{name}` (available: {})", kind.name(), known.join(", "));
         };
-        let made = found
-            .entry
-            .maker
-            .make(params.into())
-            .into_result()
-            .map_err(|e| anyhow!("{}: {e}", found.label()))?;
+        let made = from_ffi(found.entry.maker.make(params.into())).map_err(|e| anyhow!("{}: {e}", found.label()))?;
         made.into_enum().map_err(|_| anyhow!("{} made a plugin of a kind this fewshot does not know", found.label()))
     }
 
@@ -264,7 +267,7 @@ fn open_library(path: &Path) -> Result<(PluginLibraryRef, String), LoadError> {
             std::env::consts::DLL_EXTENSION
         )));
     }
-    crate::elf::check_complete(path)
+    super::elf::check_complete(path)
         .map_err(|why| LoadError::new(format!("plugin library {p} cannot be loaded: {why}")))?;
     // The loader searches the system's library folders for a bare file name: name the file.
     let absolute = std::path::absolute(path)
@@ -388,5 +391,17 @@ fn library_error(
             message: format!("plugin library {p} cannot be loaded"),
             full_report: Some(other.to_string()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_name_their_plugin_and_take_params() {
+        assert_eq!(spec_name(" nb201 :C=8"), "nb201");
+        assert_eq!(with_param("nb201", "activation", "tanh"), "nb201:activation=tanh");
+        assert_eq!(with_param("nb201:C=8", "activation", "tanh"), "nb201:C=8,activation=tanh");
     }
 }

@@ -21,16 +21,14 @@ use fewshot_core::{
 };
 use fewshot_sdk::{
     abi_stable::std_types::{RStr, RString},
-    ffi::{FfiResult, SpaceBox, SplitterBox},
+    ffi::{from_ffi, SpaceBox, SplitterBox},
     graph::Shape,
     guard::CRASH_PREFIX,
     space_size, Arch, Graph, Op, PluginKind, Slot,
 };
 
-use crate::{
-    output::print,
-    registry::{spec_name, Origin, Registered, Registry},
-};
+use super::registry::{spec_name, Origin, Registered, Registry};
+use crate::io::output::print;
 
 /// How thoroughly to check.
 #[derive(Clone, Debug)]
@@ -135,7 +133,7 @@ pub fn check_library(path: &Path, options: &CheckOptions, params: &[String]) -> 
     let needs_context = [PluginKind::Rule, PluginKind::Splitter, PluginKind::Sampler].iter().any(|&k| !mine(k).is_empty());
     if builtin_nb201 && needs_context {
         let space = registry.space("nb201")?;
-        let slots = call(space.slots()).map_err(|e| anyhow!("the built-in nb201 space: {e}"))?.into_vec();
+        let slots = from_ffi(space.slots()).map_err(|e| anyhow!("the built-in nb201 space: {e}"))?.into_vec();
         match Sample::draw(&space, &slots, options) {
             Ok(sample) => contexts.push(SampledSpace {
                 label: "built-in nb201".into(),
@@ -272,11 +270,6 @@ impl Checks for FirstFailure {
     }
 }
 
-/// A call across the boundary as a `Result`.
-fn call<T>(result: FfiResult<T>) -> Result<T, String> {
-    result.into_result().map_err(RString::into_string)
-}
-
 /// Whether an error is a panic the SDK's guard caught, rather than an ordinary refusal.
 fn is_crash(error: &str) -> bool {
     error.starts_with(CRASH_PREFIX)
@@ -284,7 +277,7 @@ fn is_crash(error: &str) -> bool {
 
 /// The text form of an architecture; an error names its option indices.
 fn text(space: &SpaceBox, arch: &Arch) -> Result<String, String> {
-    call(space.format(arch)).map(RString::into_string).map_err(|e| format!("format {:?}: {e}", arch.as_slice()))
+    from_ffi(space.format(arch)).map(RString::into_string).map_err(|e| format!("format {:?}: {e}", arch.as_slice()))
 }
 
 /// A plugin constructed from its spec, as the result of a check.
@@ -309,7 +302,7 @@ impl Sample {
         let mut first_rejected = None;
         for _ in 0..options.samples {
             let arch = Arch::new(slots.iter().map(|s| rng.below(s.options.len() as u64) as u32).collect());
-            match call(space.validate(&arch)) {
+            match from_ffi(space.validate(&arch)) {
                 Ok(()) => archs.push(arch),
                 Err(e) if is_crash(&e) => return Err(e),
                 Err(e) => {
@@ -341,7 +334,7 @@ struct Checked {
 /// shapes at each of `divisors`, and the counting graph at 1 and 2; a claim that the slots lie
 /// in series holds on sampled architectures. `None` when the slots are unusable.
 fn protective_checks(checks: &mut impl Checks, space: &SpaceBox, options: &CheckOptions, divisors: &[f64]) -> Result<Option<Checked>> {
-    let slots = checks.check("slots", call(space.slots()).and_then(|slots| check_slots(slots.into_vec())))?;
+    let slots = checks.check("slots", from_ffi(space.slots()).and_then(|slots| check_slots(slots.into_vec())))?;
     let Some(slots) = slots else {
         checks.skip(&PROTECTIVE[1..], "the slots are unusable")?;
         return Ok(None);
@@ -360,8 +353,8 @@ fn protective_checks(checks: &mut impl Checks, space: &SpaceBox, options: &Check
             false
         }
     };
-    let supernet = checks.check("supernet graph", call(space.supernet_graph()).and_then(|g| check_graph(g, &slots, divisors)))?;
-    let counting = checks.check("counting graph", call(space.counting_graph()).and_then(|g| check_graph(g, &slots, &[1.0, 2.0])))?;
+    let supernet = checks.check("supernet graph", from_ffi(space.supernet_graph()).and_then(|g| check_graph(g, &slots, divisors)))?;
+    let counting = checks.check("counting graph", from_ffi(space.counting_graph()).and_then(|g| check_graph(g, &slots, &[1.0, 2.0])))?;
     match (&sample, &counting) {
         (Some(sample), Some(counting)) => {
             checks.check("slots in series", check_series(space, &slots, counting, sample))?;
@@ -458,7 +451,7 @@ fn check_slots(slots: Vec<Slot>) -> Result<(Vec<Slot>, String), String> {
 fn check_round_trip(space: &SpaceBox, sample: &Sample) -> Result<((), String), String> {
     for arch in &sample.archs {
         let text = text(space, arch)?;
-        let back = call(space.parse(RStr::from_str(&text))).map_err(|e| format!("`{text}` does not parse: {e}"))?;
+        let back = from_ffi(space.parse(RStr::from_str(&text))).map_err(|e| format!("`{text}` does not parse: {e}"))?;
         if &back != arch {
             return Err(format!(
                 "{:?} formats as `{text}`, which parses back as {:?}",
@@ -472,7 +465,7 @@ fn check_round_trip(space: &SpaceBox, sample: &Sample) -> Result<((), String), S
 
 fn check_malformed(space: &SpaceBox) -> Result<((), String), String> {
     for text in MALFORMED {
-        match call(space.parse(RStr::from_str(text))) {
+        match from_ffi(space.parse(RStr::from_str(text))) {
             Ok(arch) => {
                 return Err(format!("parse accepts {text:?} as {:?}", arch.as_slice()));
             }
@@ -512,7 +505,7 @@ fn describe_shape(shape: &Shape) -> String {
 /// A space that says its slots lie in series must mean it: in sampled architectures, no live
 /// input→output path of the counting graph avoids a slot.
 fn check_series(space: &SpaceBox, slots: &[Slot], counting: &Graph, sample: &Sample) -> Result<((), String), String> {
-    if !call(space.slots_in_series())? {
+    if !from_ffi(space.slots_in_series())? {
         return Ok(((), "not claimed".into()));
     }
     let tested = sample.archs.iter().take(SUBNET_CHECKS);
@@ -548,12 +541,12 @@ fn bypasses(graph: &Graph, arch: &[u32], slot: u32) -> bool {
 /// Subnet graphs of sampled architectures are valid, with the supernet's output shape; a space
 /// may refuse to build one only for an architecture without a live input→output path.
 fn check_subnets(space: &SpaceBox, sample: &Sample, supernet: &Graph) -> Result<((), String), String> {
-    let slots = call(space.slots())?.into_vec();
+    let slots = from_ffi(space.slots())?.into_vec();
     let output = supernet.shapes(1.0)?[supernet.output as usize];
     let (mut built, mut dead) = (0, 0);
     for arch in sample.archs.iter().take(SUBNET_CHECKS) {
         let text = text(space, arch)?;
-        match call(space.subnet_graph(arch)) {
+        match from_ffi(space.subnet_graph(arch)) {
             Ok(graph) => {
                 graph.validate(&slots).map_err(|e| format!("subnet of `{text}`: {e}"))?;
                 let shapes = graph.shapes(1.0).map_err(|e| format!("subnet of `{text}`: {e}"))?;
@@ -577,7 +570,7 @@ fn check_subnets(space: &SpaceBox, sample: &Sample, supernet: &Graph) -> Result<
 }
 
 fn check_default_groups(space: &SpaceBox) -> Result<((), String), String> {
-    let groups = call(space.default_groups())?;
+    let groups = from_ffi(space.default_groups())?;
     if groups.trim().is_empty() {
         return Err("default_groups is empty (give e.g. `0-1,2,rest`)".into());
     }
@@ -593,19 +586,19 @@ fn check_rule(registry: &Registry, spec: &str, contexts: &[SampledSpace], report
         skipped.extend(deterministic.iter().map(String::as_str));
         return report.skip(&skipped, "the rule was not constructed");
     };
-    let additive = call(rule.additive_in_series()).map(|a| ((), if a { "yes" } else { "no" }.to_string()));
+    let additive = from_ffi(rule.additive_in_series()).map(|a| ((), if a { "yes" } else { "no" }.to_string()));
     report.check("additive in series", additive)?;
     if contexts.is_empty() {
         report.fail("runs on a space", "neither the built-in nb201 nor a space of this library is available")?;
     }
     for (context, what) in contexts.iter().zip(&deterministic) {
-        let result = call(context.space.counting_graph()).and_then(|graph| {
+        let result = from_ffi(context.space.counting_graph()).and_then(|graph| {
             let count_all = || -> Result<Vec<u32>, String> {
                 context
                     .archs
                     .iter()
                     .map(|arch| {
-                        call(rule.count(&graph, arch.as_slice().into()))
+                        from_ffi(rule.count(&graph, arch.as_slice().into()))
                             .or_else(|e| Err(format!("`{}`: {e}", context.text(arch)?)))
                     })
                     .collect()
@@ -650,7 +643,7 @@ fn check_splitter(registry: &Registry, spec: &str, contexts: &[SampledSpace], op
         skipped.extend(contexts.iter().flat_map(|c| PER_CONTEXT.map(|w| format!("{w} {}", c.label))));
         return report.skip(&skipped.iter().map(String::as_str).collect::<Vec<_>>(), "the splitter was not constructed");
     };
-    report.check("says what it reads", call(splitter.key()).map(|key| ((), format!("{key:?}"))))?;
+    report.check("says what it reads", from_ffi(splitter.key()).map(|key| ((), format!("{key:?}"))))?;
     drop(splitter);
     for context in contexts {
         if !context.plannable {
@@ -712,10 +705,10 @@ fn check_sampler(registry: &Registry, spec: &str, contexts: &[SampledSpace], opt
         skipped.extend(contexts.iter().flat_map(|c| PER_CONTEXT.map(|w| format!("{w} {}", c.label))));
         return report.skip(&skipped.iter().map(String::as_str).collect::<Vec<_>>(), "the sampler was not constructed");
     };
-    let restored = call(sampler.save_state()).and_then(|state| {
+    let restored = from_ffi(sampler.save_state()).and_then(|state| {
         let (mut other, _) = fresh()?;
-        call(other.load_state(RStr::from_str(&state)))?;
-        let again = call(other.save_state())?;
+        from_ffi(other.load_state(RStr::from_str(&state)))?;
+        let again = from_ffi(other.save_state())?;
         if again != state {
             return Err(format!("saved `{state}`, restored and saved again `{again}`"));
         }

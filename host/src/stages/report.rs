@@ -1,0 +1,124 @@
+//! The report stage: a run's `report.md` (settings, plan, training, rank correlations, best
+//! architectures, the configuration) and its plots under `plots/`.
+
+use anyhow::{anyhow, Context, Result};
+use fewshot_core::search::SearchState;
+use fewshot_sdk::Arch;
+
+use super::{rank::Ranked, search::describe, Run};
+use crate::{
+    config::RunConfig,
+    report::{
+        markdown::{BestArch, Markdown, PlanRow},
+        plots::{self, CostPoint},
+    },
+    run_dir::{PLOTS_DIR, REPORT_FILE},
+};
+
+/// Writes `report.md` and its plots.
+pub fn write(run: &Run, state: &SearchState, ranked: Option<&Ranked>) -> Result<()> {
+    let plots_dir = run.dir.file(PLOTS_DIR);
+    std::fs::create_dir_all(&plots_dir).with_context(|| format!("cannot create {}", plots_dir.display()))?;
+    let labels: Vec<String> = run.plan.subspaces().iter().map(|s| format!("{} ({})", s.id, s.label)).collect();
+    let c = &run.config;
+    let mut md = Markdown::new(&format!("fewshot run: {} / {} / {}", c.space_spec(), c.splitter_spec(), c.train.sampler));
+    md.key_values("What was run", &settings(c));
+    let plan_rows: Vec<PlanRow> = run
+        .plan
+        .subspaces()
+        .iter()
+        .map(|s| PlanRow {
+            id: s.id as usize,
+            label: s.label.clone(),
+            size: s.size,
+            flops_m: Some(s.flops_m_range),
+            params_m: Some(s.params_m_range),
+        })
+        .collect();
+    md.plan(&plan_rows);
+    let records = run.dir.training_records()?;
+    md.training(&records, &labels);
+    let mut figures = Vec::new();
+    if !records.is_empty() {
+        plots::training_curves(&plots_dir.join("training.svg"), &records, &labels)?;
+        figures.push(("Training curves".to_string(), "plots/training.svg".to_string()));
+    }
+    if let Some(ranked) = ranked {
+        md.rank(&ranked.report, "subspace");
+        let truth: Vec<f64> = ranked.rows.iter().map(|r| r.1).collect();
+        let pred: Vec<f64> = ranked.rows.iter().map(|r| r.2).collect();
+        let groups: Vec<String> = ranked.rows.iter().map(|r| r.3.to_string()).collect();
+        plots::pred_vs_truth(&plots_dir.join("pred_vs_truth.svg"), &truth, &pred, Some(&groups), &ranked.report, "subspace")?;
+        figures.push(("Predicted vs ground-truth accuracy".to_string(), "plots/pred_vs_truth.svg".to_string()));
+    }
+    let truth_table = run.truth_table()?;
+    let mut best = Vec::new();
+    for row in state.ranked().into_iter().take(5) {
+        let (text, info) = describe(run, row)?;
+        best.push(BestArch {
+            truth: truth_table.as_ref().map(|t| t.values(&text)).unwrap_or_default(),
+            arch: text,
+            subspace: run.plan.subspaces()[info.subspace as usize].label.clone(),
+            accuracy: row.fitness,
+            flops_m: Some(info.flops_m),
+            params_m: Some(info.params_m),
+        });
+    }
+    md.best(&format!("Best architectures ({} search, validation split)", c.search.strategy), &best);
+    let mut points = Vec::new();
+    let mut by_subspace: Vec<(String, Vec<f64>)> = labels.iter().map(|l| (l.clone(), Vec::new())).collect();
+    for row in state.history() {
+        let info = run.plan.info(&Arch::new(row.arch.clone())).map_err(|e| anyhow!(e))?;
+        points.push(CostPoint { cost: info.flops_m, accuracy: row.fitness, group: labels[info.subspace as usize].clone() });
+        by_subspace[info.subspace as usize].1.push(row.fitness);
+    }
+    if !points.is_empty() {
+        plots::accuracy_vs_cost(&plots_dir.join("pareto.svg"), "Searched candidates: supernet accuracy vs FLOPs", "FLOPs (M, full width)", &points)?;
+        figures.push(("Accuracy vs FLOPs with the Pareto front".to_string(), "plots/pareto.svg".to_string()));
+        by_subspace.retain(|(_, v)| !v.is_empty());
+        plots::group_histograms(&plots_dir.join("subspace_accuracy.svg"), "Supernet accuracy of searched candidates per subspace", "accuracy (%)", &by_subspace, 12)?;
+        figures.push(("Accuracy per subspace".to_string(), "plots/subspace_accuracy.svg".to_string()));
+    }
+    md.plots(&figures);
+    md.heading(2, "Configuration");
+    md.paragraph("The resolved `config.toml` of this run (`fewshot run --config` takes it back):");
+    md.code("toml", &c.to_toml()?);
+    md.write(&run.dir.file(REPORT_FILE))
+}
+
+/// The settings table of the report.
+fn settings(c: &RunConfig) -> Vec<(String, String)> {
+    let data = match &c.data.path {
+        Some(p) => p.display().to_string(),
+        None => format!("built-in generated images ({} train / {} test)", c.data.builtin_train, c.data.builtin_test),
+    };
+    let images = |n: Option<usize>| n.map_or("all".to_string(), |n| n.to_string());
+    let mut rows = vec![
+        ("space".to_string(), c.space_spec()),
+        ("counting rule".to_string(), c.split.rule.clone()),
+        ("splitter".to_string(), c.splitter_spec()),
+        ("sampler".to_string(), c.train.sampler.clone()),
+        ("seed / device".to_string(), format!("{} / {}", c.seed, c.device)),
+        ("data".to_string(), data),
+        (
+            "images (train / valid / test)".to_string(),
+            format!("{} / {} / {}", images(c.data.train_images), images(c.data.valid_images), images(c.data.test_images)),
+        ),
+        (
+            "training".to_string(),
+            format!(
+                "{} epochs, batch {}, channel divisor {}, lr {} ({} cosine to {}), momentum {}, weight decay {}",
+                c.train.epochs, c.train.batch_size, c.train.channel_divisor, c.train.lr, c.train.schedule, c.train.lr_min, c.train.momentum, c.train.weight_decay
+            ),
+        ),
+        (
+            "search".to_string(),
+            format!("{}, population {}, generations {}", c.search.strategy, c.search.population, c.search.generations),
+        ),
+    ];
+    if let Some(t) = &c.rank.truth {
+        let n = if c.rank.archs == 0 { "all".to_string() } else { c.rank.archs.to_string() };
+        rows.push(("ranking".to_string(), format!("{n} architectures of {} ({}), {} split", t.display(), c.rank.truth_column, c.rank.split)));
+    }
+    rows
+}

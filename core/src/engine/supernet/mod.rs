@@ -40,7 +40,7 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use burn::tensor::{Tensor, TensorData};
-    use fewshot_sdk::{Activation, Graph, GraphBuilder, Op, SearchSpace, Slot, Width};
+    use fewshot_sdk::{graph::NodeId, Activation, Graph, GraphBuilder, Op, SearchSpace, Slot, Width};
 
     use super::*;
     use crate::{
@@ -52,16 +52,22 @@ pub(crate) mod tests {
 
     type B = CpuBackend;
 
-    /// A small space: stem, then one slot choosing {ReLU-conv3x3-BN, avg pool, zero, sigmoid}
-    /// on a residual branch, then a second slot {conv1x1 with bias, identity}; BN, ReLU, pool,
-    /// linear.
-    pub(crate) fn small_space() -> (Graph, Vec<Slot>) {
+    /// An 8×8 RGB input and a conv-BN stem of width 8, the start of the test spaces.
+    fn stem() -> (GraphBuilder, NodeId) {
         let mut g = GraphBuilder::new();
         let x = g.input(Width::fixed(3), 8, 8);
         let stem = g.scope("stem", |g| {
             let c = g.conv(x, Width::scaled(8), 3, 1);
             g.batch_norm(c)
         });
+        (g, stem)
+    }
+
+    /// A small space: stem, then one slot choosing {ReLU-conv3x3-BN, avg pool, zero, sigmoid}
+    /// on a residual branch, then a second slot {conv1x1 with bias, identity}; BN, ReLU, pool,
+    /// linear.
+    pub(crate) fn small_space() -> (Graph, Vec<Slot>) {
+        let (mut g, stem) = stem();
         let a = g.when(0, 0, |g| {
             g.scope("conv", |g| {
                 let r = g.activation(stem, Activation::Relu);
@@ -95,12 +101,7 @@ pub(crate) mod tests {
     /// a strided depthwise 5×5 with GELU, a grouped 3×3 with a fused ReLU and tanh, max and
     /// average pools, SiLU and sigmoid; options `[4, 3]`.
     pub(crate) fn depthwise_space() -> (Graph, Vec<Slot>) {
-        let mut g = GraphBuilder::new();
-        let x = g.input(Width::fixed(3), 8, 8);
-        let stem = g.scope("stem", |g| {
-            let c = g.conv(x, Width::scaled(8), 3, 1);
-            g.batch_norm(c)
-        });
+        let (mut g, stem) = stem();
         let a = g.when(0, 0, |g| {
             g.scope("sep", |g| {
                 let d = g.depthwise_conv(stem, Width::scaled(8), 3, 1);

@@ -25,22 +25,22 @@ use crate::engine::kernels::ConvSpec;
 /// Input channels per group from which a group runs as a dense convolution of its own.
 pub(super) const DENSE_GROUP: usize = 16;
 
-/// Shapes of a grouped convolution: x `[cin, n, h, w]`, w `[cout, cin/groups, k, k]`.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct GroupedGeom {
-    pub(super) cin: usize,
-    pub(super) n: usize,
-    pub(super) h: usize,
-    pub(super) w: usize,
-    pub(super) cout: usize,
-    pub(super) ho: usize,
-    pub(super) wo: usize,
-    pub(super) spec: ConvSpec,
+/// A grouped convolution: the geometry of a convolution (x `[cin, n, h, w]`, w
+/// `[cout, cin/groups, k, k]`, read through `Deref`) with the grouped kernels' own helpers.
+#[derive(Clone, Copy)]
+pub(super) struct GroupedGeom(ConvGeom);
+
+impl std::ops::Deref for GroupedGeom {
+    type Target = ConvGeom;
+
+    fn deref(&self) -> &ConvGeom {
+        &self.0
+    }
 }
 
 impl GroupedGeom {
     pub(super) fn new(x: [usize; 4], w: [usize; 4], spec: ConvSpec) -> Self {
-        GroupedGeom { cin: x[0], n: x[1], h: x[2], w: x[3], cout: w[0], ho: spec.out_size(x[2]), wo: spec.out_size(x[3]), spec }
+        GroupedGeom(ConvGeom::new(x, w, spec))
     }
 
     /// Input channels of one group.
@@ -449,6 +449,5 @@ pub(super) fn grouped_dense_backward(x: &[f32], w: &[f32], dy: &[f32], g: Groupe
 
 /// One group of a grouped convolution as a dense one.
 fn dense_geom(g: GroupedGeom) -> ConvGeom {
-    let spec = ConvSpec { groups: 1, ..g.spec };
-    ConvGeom { cin: g.cin_group(), n: g.n, h: g.h, w: g.w, cout: g.cout_group(), ho: g.ho, wo: g.wo, spec }
+    ConvGeom { cin: g.cin_group(), cout: g.cout_group(), spec: ConvSpec { groups: 1, ..g.spec }, ..g.0 }
 }

@@ -238,3 +238,28 @@ fn cifar_binary_batches_train_exactly_like_the_same_images_as_png_folders() {
     let err = train_on(&bin);
     assert!(err.contains("test_batch.bin"), "{err}");
 }
+
+#[test]
+fn a_data_resolution_resizes_the_jpegs_and_the_space_follows() {
+    let dir = temp_dir("resolution");
+    let data = jpeg_subset(&dir.join("cifar"), 20, 10);
+    let cache = dir.join("cache");
+    let out = dir.join("run");
+    let mut cmd = fewshot_cached(&cache);
+    cmd.arg("train").args(TINY).args(["--resolution", "16", "--valid-images", "100", "--test-images", "100", "--data"]).arg(&data).arg("--out").arg(&out);
+    succeeds(&mut cmd);
+    let config = fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("resolution = 16"), "{config}");
+    assert_eq!(images_per_epoch(&out), [100]);
+    // The saved configuration resolves the same 16×16 space again, so the run evaluates.
+    let mut eval = fewshot_cached(&cache);
+    eval.args(["eval", "--split", "test", "--arch", "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|", "--run"]).arg(&out);
+    let estimate = succeeds(&mut eval);
+    assert_eq!(accuracies(&estimate).len(), 1, "{estimate}");
+
+    // A space that sets another resolution is refused, naming both.
+    let mut cmd = fewshot_cached(&cache);
+    cmd.arg("train").args(&TINY[2..]).args(["--space", "nb201:N=1,resolution=32", "--resolution", "16", "--valid-images", "10", "--test-images", "10", "--data"]).arg(&data).arg("--out").arg(dir.join("mismatch"));
+    let err = fails(&mut cmd);
+    assert!(err.contains("data resolution is 16×16") && err.contains("32×32"), "{err}");
+}

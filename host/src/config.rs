@@ -25,7 +25,7 @@ use fewshot_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::plugin_host::registry::with_param;
+use crate::plugin_host::registry::{has_param, with_param};
 
 /// Defaults of the keys that commands without a configuration file take as options too
 /// (`fewshot split`, `fewshot rank`): the one source of both.
@@ -170,6 +170,10 @@ pub struct DataSection {
     pub builtin_train: usize,
     /// Test images of the built-in dataset.
     pub builtin_test: usize,
+    /// Resize every image to this square resolution on load (area averaging), e.g. 16 for
+    /// reduced-fidelity supernets; the space's input resolution follows unless its spec sets
+    /// one. None keeps the source size.
+    pub resolution: Option<usize>,
 }
 
 /// `[train]`
@@ -307,6 +311,7 @@ impl Default for DataSection {
             test_images: Some(500),
             builtin_train: 2000,
             builtin_test: 500,
+            resolution: None,
         }
     }
 }
@@ -430,11 +435,16 @@ impl RunConfig {
         }
     }
 
-    /// The space's plugin spec with the activation folded in.
+    /// The space's plugin spec with the activation folded in, and the data resolution unless
+    /// the spec sets its own (a different one is refused when the data is loaded).
     pub fn space_spec(&self) -> String {
-        match &self.space.activation {
+        let spec = match &self.space.activation {
             Some(a) => with_param(&self.space.spec, "activation", a),
             None => self.space.spec.clone(),
+        };
+        match self.data.resolution {
+            Some(r) if !has_param(&spec, "resolution") => with_param(&spec, "resolution", &r.to_string()),
+            _ => spec,
         }
     }
 
@@ -478,6 +488,7 @@ impl RunConfig {
             test_images: d.test_images,
             builtin_sizes: [d.builtin_train, d.builtin_test],
             cache_dir: None,
+            resolution: d.resolution,
         }
     }
 

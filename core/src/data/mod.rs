@@ -13,6 +13,10 @@
 //! - **Built-in**: without a path, a generated dataset of 10 classes of coloured patterns with
 //!   noise ([`builtin`]): deterministic, learnable, and available offline.
 //!
+//! ## Resolution
+//! [`DataConfig::resolution`] resizes every image on load by area averaging (see
+//! [`Dataset::resized`]), for reduced-fidelity supernets.
+//!
 //! ## Protocol (NAS-Bench-201)
 //! The training set is split into two class-stratified halves with a seeded shuffle: the first
 //! trains the supernets, the second is the validation set; the test set is held out. Optional
@@ -37,6 +41,7 @@ mod cache;
 mod cifar;
 mod image_folder;
 mod patterns;
+mod resize;
 
 use std::{
     collections::HashMap,
@@ -95,6 +100,18 @@ pub enum DataError {
         found: usize,
         /// Outputs of the network.
         expected: usize,
+    },
+    /// A data resolution other than the space's input resolution.
+    #[error(
+        "the data resolution is {resolution}×{resolution} but the search space takes {}×{} images: \
+         leave the space's resolution unset (it follows the data) or set both alike",
+        expected[1], expected[2]
+    )]
+    Resolution {
+        /// The configured data resolution.
+        resolution: usize,
+        /// `[C, H, W]` the network takes.
+        expected: [usize; 3],
     },
     /// Images of another size than the network takes.
     #[error(
@@ -413,6 +430,9 @@ pub struct DataConfig {
     /// Folder of the on-disk decode cache (default `$XDG_CACHE_HOME/fewshot` or
     /// `~/.cache/fewshot`).
     pub cache_dir: Option<PathBuf>,
+    /// Resize every image to this square resolution on load (area averaging), for
+    /// reduced-fidelity supernets; `None` keeps the source size.
+    pub resolution: Option<usize>,
 }
 
 impl Default for DataConfig {
@@ -425,6 +445,7 @@ impl Default for DataConfig {
             test_images: None,
             builtin_sizes: [2000, 500],
             cache_dir: None,
+            resolution: None,
         }
     }
 }
@@ -443,7 +464,12 @@ pub struct Splits {
 /// Loads the data of `config` and applies the protocol. `dims` (`[C, H, W]`) and `classes`
 /// are what the search space's network expects; a mismatch is an error.
 pub fn load_splits(config: &DataConfig, dims: [usize; 3], classes: usize) -> Result<Splits, DataError> {
-    let (train, test) = match &config.path {
+    if let Some(resolution) = config.resolution {
+        if dims[1..] != [resolution, resolution] {
+            return Err(DataError::Resolution { resolution, expected: dims });
+        }
+    }
+    let (mut train, mut test) = match &config.path {
         None => {
             let [train, test] = config.builtin_sizes;
             let data = builtin(train, test, dims)?;
@@ -451,6 +477,11 @@ pub fn load_splits(config: &DataConfig, dims: [usize; 3], classes: usize) -> Res
         }
         Some(path) => load_path(path, config.cache_dir.as_deref())?,
     };
+    if let Some(side) = config.resolution.filter(|&side| train.dims[1..] != [side, side]) {
+        // From the decoded (memoised, disk-cached) images, so the decode cache serves every resolution.
+        train = Arc::new(train.resized(side));
+        test = Arc::new(test.resized(side));
+    }
     let origin = config.path.as_ref().map_or("the built-in dataset".to_string(), |p| p.display().to_string());
     if train.classes.len() != classes {
         return Err(DataError::Classes { origin, found: train.classes.len(), expected: classes });

@@ -62,6 +62,10 @@ pub struct RunOptions {
     /// Use a class-stratified subset of this many test images.
     #[arg(long, value_name = "N", help_heading = "Data")]
     pub test_images: Option<usize>,
+    /// Resize images to N×N on load (area averaging; e.g. 16 for reduced-fidelity supernets);
+    /// the space's input resolution follows.
+    #[arg(long, value_name = "N", help_heading = "Data")]
+    pub resolution: Option<usize>,
     /// Training epochs.
     #[arg(long, help_heading = "Training")]
     pub epochs: Option<usize>,
@@ -126,6 +130,7 @@ impl RunOptions {
         set_some(&mut c.data.train_images, &self.train_images);
         set_some(&mut c.data.valid_images, &self.valid_images);
         set_some(&mut c.data.test_images, &self.test_images);
+        set_some(&mut c.data.resolution, &self.resolution);
         set(&mut c.train.epochs, &self.epochs);
         set(&mut c.train.batch_size, &self.batch);
         set(&mut c.train.channel_divisor, &self.channel_divisor);

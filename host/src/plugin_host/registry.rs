@@ -77,6 +77,13 @@ pub fn with_param(spec: &str, key: &str, value: &str) -> String {
     }
 }
 
+/// Whether a plugin spec `name:key=value,...` sets `key`.
+pub fn has_param(spec: &str, key: &str) -> bool {
+    spec.split_once(':').is_some_and(|(_, params)| {
+        params.split(',').any(|kv| kv.split_once('=').is_some_and(|(k, _)| k.trim() == key))
+    })
+}
+
 /// Name of the environment variable listing folders of plugin libraries.
 pub const PLUGIN_PATH_VAR: &str = "FEWSHOT_PLUGIN_PATH";
 

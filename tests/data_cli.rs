@@ -10,7 +10,7 @@ use std::{
     process::Command,
 };
 
-use common::{fewshot, run, shared_dir, temp_dir};
+use common::{fewshot, run, shared_dir, temp_dir, workspace_root};
 
 /// CIFAR-10's classes in label order (also the alphabetical order of ImageFolder class folders).
 const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
@@ -262,4 +262,19 @@ fn a_data_resolution_resizes_the_jpegs_and_the_space_follows() {
     cmd.arg("train").args(&TINY[2..]).args(["--space", "nb201:N=1,resolution=32", "--resolution", "16", "--valid-images", "10", "--test-images", "10", "--data"]).arg(&data).arg("--out").arg(dir.join("mismatch"));
     let err = fails(&mut cmd);
     assert!(err.contains("data resolution is 16×16") && err.contains("32×32"), "{err}");
+}
+
+#[test]
+fn the_cpu_protocol_example_trains() {
+    // examples/cpu-protocol.toml, run from the checkout as its comment says (its paths are
+    // relative to it), on a small subset of the JPEGs and one short epoch.
+    let dir = temp_dir("cpu-protocol");
+    let data = jpeg_subset(&dir.join("cifar"), 20, 4);
+    let out = dir.join("run");
+    let mut cmd = fewshot_cached(&dir.join("cache"));
+    cmd.current_dir(workspace_root()).args(["train", "--config", "examples/cpu-protocol.toml"]).args(["--epochs", "1", "--train-images", "50", "--valid-images", "20", "--test-images", "20", "--data"]).arg(&data).arg("--out").arg(&out);
+    succeeds(&mut cmd);
+    let saved = fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(saved.contains("resolution = 16") && saved.contains("nb201:N=1"), "{saved}");
+    assert_eq!(images_per_epoch(&out), [50]);
 }

@@ -420,7 +420,7 @@ impl RunConfig {
         if self.eval.batch_size < 2 {
             bail!("eval.batch_size must be at least 2 (BatchNorm uses batch statistics)");
         }
-        self.train_config(false).validate().map_err(|e| anyhow!("train: {e}"))?;
+        self.train_config().validate().map_err(|e| anyhow!("train: {e}"))?;
         self.search_config().validate().map_err(|e| anyhow!("search: {e}"))?;
         Ok(())
     }
@@ -457,7 +457,7 @@ impl RunConfig {
     }
 
     /// The engine's training configuration.
-    pub fn train_config(&self, progress: bool) -> TrainConfig {
+    pub fn train_config(&self) -> TrainConfig {
         let t = &self.train;
         TrainConfig {
             epochs: t.epochs,
@@ -473,7 +473,6 @@ impl RunConfig {
             label_smoothing: t.label_smoothing,
             augment: Augment { crop_padding: t.crop_padding, flip: t.flip },
             seed: self.seed,
-            progress,
         }
     }
 

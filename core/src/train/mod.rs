@@ -39,7 +39,7 @@ use crate::{
     train::optim::{LrSchedule, Sgd, SgdConfig},
     train::step::StepEngine,
     engine::supernet::{SupernetLayout, Supernets},
-    progress::{Job, NoProgress, Progress},
+    progress::{Job, Progress},
 };
 
 /// File name of the checkpoint inside a run directory.
@@ -212,9 +212,6 @@ pub struct TrainConfig {
     pub augment: Augment,
     /// Seed of the weights, data order and augmentation.
     pub seed: u64,
-    /// Report the progress of every epoch to the [`Progress`] given to [`train`] (else nothing is
-    /// reported).
-    pub progress: bool,
 }
 
 impl Default for TrainConfig {
@@ -227,7 +224,6 @@ impl Default for TrainConfig {
             label_smoothing: 0.0,
             augment: Augment::default(),
             seed: 0,
-            progress: true,
         }
     }
 }
@@ -316,8 +312,8 @@ pub struct Trained<B: EngineBackend> {
     pub history: Vec<EpochMetrics>,
 }
 
-/// Trains (or resumes) a run on `device`, reporting each epoch's steps to `progress` when the
-/// configuration asks for it; returns the trained supernets.
+/// Trains (or resumes) a run on `device`, reporting each epoch's steps to `progress` (pass
+/// [`NoProgress`](crate::progress::NoProgress) to show nothing); returns the trained supernets.
 pub fn train<B: EngineBackend>(
     run: TrainRun,
     source: &mut dyn StepSource,
@@ -402,8 +398,7 @@ fn train_epoch<B: EngineBackend>(
     let images: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let augment = (config.augment.crop_padding > 0 || config.augment.flip).then_some((config.augment, config.seed, epoch));
     let stream = Prefetch::start(run.data.clone(), batches, augment)?;
-    let bar = if config.progress { progress } else { &NoProgress };
-    bar.start(Job::Epoch { epoch: epoch + 1, epochs: config.epochs }, steps as u64);
+    progress.start(Job::Epoch { epoch: epoch + 1, epochs: config.epochs }, steps as u64);
     let start = Instant::now();
     let mut per_net = vec![SupernetEpochSums::default(); run.supernets];
     let mut last_step = vec![u64::MAX; run.supernets];
@@ -433,15 +428,15 @@ fn train_epoch<B: EngineBackend>(
         }
         *steps_done += 1;
         let elapsed = start.elapsed().as_secs_f64();
-        bar.advance(1);
-        bar.message(&format!(
+        progress.advance(1);
+        progress.message(&format!(
             "loss {:.3} acc {:.1}% {:.0} img/s",
             loss_sum / pairs.max(1) as f64,
             100.0 * correct as f64 / seen.max(1) as f64,
             ((step + 1) as f64 * n as f64) / elapsed.max(1e-9)
         ));
     }
-    bar.finish();
+    progress.finish();
     let seconds = start.elapsed().as_secs_f64();
     Ok(EpochMetrics {
         epoch: epoch + 1,
@@ -534,6 +529,7 @@ pub(crate) mod tests {
     use crate::{
         engine::backend::{CpuBackend, ReferenceBackend},
         data::builtin,
+        progress::NoProgress,
         util::rng::Rng,
         engine::supernet::{
             tests::{depthwise_space, small_space},
@@ -579,7 +575,7 @@ pub(crate) mod tests {
         TrainRun {
             layout: Arc::new(SupernetLayout::new(&graph, &slots, 2.0, NormMode::Plain).unwrap()),
             supernets: 2,
-            config: TrainConfig { epochs, batch_size: 16, progress: false, seed: 4, ..Default::default() },
+            config: TrainConfig { epochs, batch_size: 16, seed: 4, ..Default::default() },
             run_dir: dir.to_path_buf(),
             data,
             resume: false,

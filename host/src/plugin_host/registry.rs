@@ -77,11 +77,12 @@ pub fn with_param(spec: &str, key: &str, value: &str) -> String {
     }
 }
 
-/// Whether a plugin spec `name:key=value,...` sets `key`.
+/// Whether a plugin spec `name:key=value,...` sets `key` (read with the SDK's parameter parser,
+/// as the plugin reads it; a malformed spec sets nothing, and the plugin reports it).
 pub fn has_param(spec: &str, key: &str) -> bool {
-    spec.split_once(':').is_some_and(|(_, params)| {
-        params.split(',').any(|kv| kv.split_once('=').is_some_and(|(k, _)| k.trim() == key))
-    })
+    spec.split_once(':')
+        .and_then(|(_, params)| fewshot_sdk::Params::parse(params).ok())
+        .is_some_and(|params| params.pairs().any(|(k, _)| k == key))
 }
 
 /// Name of the environment variable listing folders of plugin libraries.

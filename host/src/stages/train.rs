@@ -5,6 +5,7 @@
 use anyhow::{anyhow, Result};
 use fewshot_core::{
     engine::backend::{run_on, BackendJob, EngineBackend},
+    progress::{NoProgress, Progress},
     plan::{Plan, PlanDrawer},
     train::{self as engine, StepSource, TrainRun},
     util::rng::Rng,
@@ -27,14 +28,14 @@ pub fn train(run: &Run, resume: bool, stop_after: Option<usize>, progress: bool)
     let train_run = TrainRun {
         layout,
         supernets: run.supernets(),
-        config: run.config.train_config(progress),
+        config: run.config.train_config(),
         run_dir: run.dir.path().to_path_buf(),
         data: splits.train.clone(),
         resume,
         stop_after,
         extra: serde_json::json!({ "sampler": run.config.train.sampler }),
     };
-    let job = TrainJob { run: train_run, source: PlanSteps::new(&run.plan, sampler, run.config.seed)? };
+    let job = TrainJob { run: train_run, source: PlanSteps::new(&run.plan, sampler, run.config.seed)?, progress };
     run_on(run.config.device, job).map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))
 }
 
@@ -119,12 +120,16 @@ impl StepSource for PlanSteps<'_> {
 struct TrainJob<'a> {
     run: TrainRun,
     source: PlanSteps<'a>,
+    /// Draw a bar per epoch.
+    progress: bool,
 }
 
 impl BackendJob for TrainJob<'_> {
     type Output = Result<(), String>;
 
     fn run<B: EngineBackend>(mut self, device: B::Device) -> Result<(), String> {
-        engine::train::<B>(self.run, &mut self.source, &device, &Bars::new()).map(|_| ()).map_err(|e| e.to_string())
+        let bars = Bars::new();
+        let progress: &dyn Progress = if self.progress { &bars } else { &NoProgress };
+        engine::train::<B>(self.run, &mut self.source, &device, progress).map(|_| ()).map_err(|e| e.to_string())
     }
 }

@@ -9,6 +9,7 @@
 //! - [`engine`]: backends, kernels and supernets built from the graph;
 //! - [`train`]: the SBS step, the optimizer, checkpoints and the training loop;
 //! - [`eval`]: subnet accuracy estimates;
+//! - [`proxy`]: zero-cost proxies (NASWOT, AZ-NAS, SynFlow, SNIP) of untrained subnets;
 //! - [`search`]: evolutionary and random search;
 //! - [`metrics`]: rank correlations against a ground truth.
 //!
@@ -25,6 +26,7 @@ pub mod eval;
 pub mod metrics;
 pub mod plan;
 pub mod progress;
+pub mod proxy;
 pub mod search;
 pub mod space;
 pub mod train;

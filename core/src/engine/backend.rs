@@ -48,6 +48,13 @@ impl EngineBackend for ReferenceBackend {
 /// checked in CI).
 impl Kernels for ReferenceBackend {}
 
+/// burn's ndarray in double precision, with the generic kernels: for computations whose values
+/// leave `f32`'s range (synflow's products of absolute weights).
+pub type DoubleBackend = burn::backend::NdArray<f64>;
+
+/// The double-precision backend computes with the generic kernels.
+impl Kernels for DoubleBackend {}
+
 #[cfg(feature = "cuda")]
 impl EngineBackend for CudaBackend {
     const NAME: &'static str = "cuda";

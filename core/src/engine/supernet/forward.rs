@@ -20,7 +20,38 @@ pub enum BnStats<B: Backend> {
     Record(RunningStats<B>),
     /// Recorded statistics (after [`BnStats::Record`]).
     Fixed(RunningStats<B>),
+    /// No normalisation at all: BatchNorm nodes pass their input through (synflow scores the
+    /// network without BatchNorm, as its reference does).
+    Off,
 }
+
+/// What a forward pass shows an [`Observer`] of the input of an activation.
+pub enum ActInput<'a, B: Backend> {
+    /// A feature map `[C, N, H, W]`.
+    Map(&'a Tensor<B, 4>),
+    /// A feature vector `[N, F]`.
+    Vec(&'a Tensor<B, 2>),
+    /// An identically zero input (absent) of `features` values per image.
+    Zero {
+        /// Values per image.
+        features: usize,
+    },
+}
+
+/// Watches a forward pass: the input of every activation that runs (a ReLU fused into its
+/// convolution included) and the value of every feature-map node. Zero-cost proxies are
+/// observers; training and evaluation observe nothing.
+pub trait Observer<B: Backend> {
+    /// Node `node` applies activation `kind` to `input`.
+    fn activation_input(&mut self, _node: usize, _kind: Activation, _input: ActInput<'_, B>) {}
+    /// Feature-map node `node` computed `value` (`None`: absent, identically zero).
+    fn map_output(&mut self, _node: usize, _value: Option<&Tensor<B, 4>>) {}
+}
+
+/// An observer that watches nothing.
+pub struct Unobserved;
+
+impl<B: Backend> Observer<B> for Unobserved {}
 
 /// Per-BN-node statistics accumulated over several batches: the means of the batch means and of
 /// the (unbiased) batch variances.
@@ -59,15 +90,75 @@ pub fn forward<B: SupernetOps>(
     layout: &SupernetLayout,
     x: Tensor<B, 4>,
     arch: &[u32],
-    mut param: impl FnMut(ParamId) -> Tensor<B, 1>,
+    param: impl FnMut(ParamId) -> Tensor<B, 1>,
     bn: &mut BnStats<B>,
 ) -> Tensor<B, 2> {
-    let needed = layout.needed_nodes(arch);
+    forward_observed(layout, x, arch, param, bn, &mut Unobserved)
+}
+
+/// [`forward`] watched by `observer`.
+pub fn forward_observed<B: SupernetOps>(
+    layout: &SupernetLayout,
+    x: Tensor<B, 4>,
+    arch: &[u32],
+    mut param: impl FnMut(ParamId) -> Tensor<B, 1>,
+    bn: &mut BnStats<B>,
+    observer: &mut dyn Observer<B>,
+) -> Tensor<B, 2> {
     let batch = x.dims()[1];
     let device = x.device();
+    let out = layout.graph().output as usize;
+    match run_nodes(layout, arch, 0, Value::Map(x), out, &mut param, bn, observer) {
+        Value::Vec(t) => t,
+        _ => Tensor::zeros([batch, layout.classes()], &device),
+    }
+}
+
+/// Runs the part of subnet `arch` between two of the layout's block outputs
+/// ([`SupernetLayout::block_outputs`]): given the value `x` of node `from`, returns the value of
+/// node `to` (`None` when it is absent). Because every path from the input to the output passes
+/// through a block output, the nodes in between depend on `from` alone.
+pub fn forward_segment<B: SupernetOps>(
+    layout: &SupernetLayout,
+    arch: &[u32],
+    from: usize,
+    x: Tensor<B, 4>,
+    to: usize,
+    mut param: impl FnMut(ParamId) -> Tensor<B, 1>,
+    bn: &mut BnStats<B>,
+) -> Option<Tensor<B, 4>> {
+    match run_nodes(layout, arch, from, Value::Map(x), to, &mut param, bn, &mut Unobserved) {
+        Value::Map(t) => Some(t),
+        _ => None,
+    }
+}
+
+/// Runs the needed nodes after `from` (whose value is `start`) up to `to` and returns `to`'s value.
+#[allow(clippy::too_many_arguments)]
+fn run_nodes<B: SupernetOps>(
+    layout: &SupernetLayout,
+    arch: &[u32],
+    from: usize,
+    start: Value<B>,
+    to: usize,
+    param: &mut impl FnMut(ParamId) -> Tensor<B, 1>,
+    bn: &mut BnStats<B>,
+    observer: &mut dyn Observer<B>,
+) -> Value<B> {
+    let needed = layout.needed_nodes(arch);
+    let batch = match &start {
+        Value::Map(x) => x.dims()[1],
+        Value::Vec(x) => x.dims()[0],
+        Value::Absent => 0,
+    };
+    let device = match &start {
+        Value::Map(x) => x.device(),
+        Value::Vec(x) => x.device(),
+        Value::Absent => Default::default(),
+    };
     // Remaining consumers of every node's value, to drop values as soon as possible.
     let mut uses = vec![0usize; layout.layers.len()];
-    for (i, inputs) in layout.inputs.iter().enumerate() {
+    for (i, inputs) in layout.inputs.iter().enumerate().take(to + 1).skip(from + 1) {
         if needed[i] {
             for &j in inputs {
                 uses[j as usize] += 1;
@@ -75,8 +166,8 @@ pub fn forward<B: SupernetOps>(
         }
     }
     let mut values: Vec<Option<Value<B>>> = (0..layout.layers.len()).map(|_| None).collect();
-    let mut input = Some(x);
-    for (i, inputs) in layout.inputs.iter().enumerate() {
+    let mut start = Some(start);
+    for (i, inputs) in layout.inputs.iter().enumerate().take(to + 1).skip(from) {
         if !needed[i] {
             continue;
         }
@@ -92,33 +183,64 @@ pub fn forward<B: SupernetOps>(
                 values[j].clone().unwrap_or(Value::Absent)
             }
         };
-        let value = match &layout.layers[i] {
-            Layer::Input => Value::Map(input.take().expect("one input node")),
-            Layer::Add => {
-                let mut sum = Value::Absent;
-                for &j in inputs {
-                    sum = match (sum, take(j, &mut values)) {
-                        (a, Value::Absent) => a,
-                        (Value::Absent, b) => b,
-                        (Value::Map(a), Value::Map(b)) => Value::Map(a + b),
-                        (Value::Vec(a), Value::Vec(b)) => Value::Vec(a + b),
-                        _ => unreachable!("Add inputs have equal shapes (checked by Graph::shapes)"),
-                    };
+        let value = if i == from {
+            start.take().expect("the start value is used once")
+        } else {
+            match &layout.layers[i] {
+                Layer::Input => unreachable!("the input node is the first node"),
+                Layer::Add => {
+                    let mut sum = Value::Absent;
+                    for &j in inputs {
+                        sum = match (sum, take(j, &mut values)) {
+                            (a, Value::Absent) => a,
+                            (Value::Absent, b) => b,
+                            (Value::Map(a), Value::Map(b)) => Value::Map(a + b),
+                            (Value::Vec(a), Value::Vec(b)) => Value::Vec(a + b),
+                            _ => unreachable!("Add inputs have equal shapes (checked by Graph::shapes)"),
+                        };
+                    }
+                    sum
                 }
-                sum
-            }
-            layer => {
-                let v = take(inputs[0], &mut values);
-                apply(layer, v, &layout.shapes()[i], batch, &device, &mut param, bn, i)
+                layer => {
+                    let v = take(inputs[0], &mut values);
+                    let shape = &layout.shapes()[i];
+                    observe_activation(layer, &v, per_image(&layout.shapes()[inputs[0] as usize]), i, observer);
+                    apply(layer, v, shape, batch, &device, param, bn, i)
+                }
             }
         };
+        if let Shape::Map { .. } = layout.shapes()[i] {
+            match &value {
+                Value::Map(t) => observer.map_output(i, Some(t)),
+                _ => observer.map_output(i, None),
+            }
+        }
         values[i] = Some(value);
     }
-    let out = layout.graph().output as usize;
-    match values[out].take() {
-        Some(Value::Vec(t)) => t,
-        _ => Tensor::zeros([batch, layout.classes()], &device),
+    values[to].take().unwrap_or(Value::Absent)
+}
+
+/// Values per image of a node of shape `shape`.
+fn per_image(shape: &Shape) -> usize {
+    match *shape {
+        Shape::Map { channels, height, width } => (channels * height * width) as usize,
+        Shape::Vector { features } => features as usize,
     }
+}
+
+/// Shows `observer` the input of `layer` when it applies an activation (a fused ReLU included).
+fn observe_activation<B: Backend>(layer: &Layer, v: &Value<B>, features: usize, node: usize, observer: &mut dyn Observer<B>) {
+    let kind = match layer {
+        Layer::Act(kind) => *kind,
+        Layer::Conv { spec, .. } if spec.relu_input => Activation::Relu,
+        _ => return,
+    };
+    let input = match v {
+        Value::Map(t) => ActInput::Map(t),
+        Value::Vec(t) => ActInput::Vec(t),
+        Value::Absent => ActInput::Zero { features },
+    };
+    observer.activation_input(node, kind, input);
 }
 
 /// A node's value in a forward pass.
@@ -226,6 +348,7 @@ fn batch_norm<B: SupernetOps>(x: Tensor<B, 4>, bn: &mut BnStats<B>, node: usize)
             Some((mean, var)) => B::batch_norm_fixed(x, mean, var),
             None => B::batch_norm(x),
         },
+        BnStats::Off => x,
     }
 }
 

@@ -307,6 +307,63 @@ impl SupernetLayout {
         needed
     }
 
+    /// The block outputs of the supernet, in order: the feature-map nodes that every path from
+    /// the input to the output passes through (whatever the architecture) and that are a sum
+    /// (`Add`) or the last node of a top-level scope (`stem`, `stage1`, …). For NB201 these are
+    /// the stem, every cell and both residual blocks; for MobileNet the stem, the first block and
+    /// the 21 searchable layers. Zero-cost proxies that look at a network block by block
+    /// (AZ-NAS) take their features there, and [`super::forward_segment`] runs from one to the next.
+    pub fn block_outputs(&self) -> Vec<usize> {
+        let n = self.layers.len();
+        let out = self.graph.output as usize;
+        // Nodes on some path from the input to the output (a Zero op carries no data).
+        let mut from_input = vec![false; n];
+        from_input[0] = true;
+        for i in 1..n {
+            from_input[i] = !matches!(self.layers[i], Layer::Zero | Layer::Fused)
+                && self.inputs[i].iter().any(|&j| from_input[j as usize]);
+        }
+        let mut to_output = vec![false; n];
+        to_output[out] = from_input[out];
+        for i in (0..n).rev() {
+            if to_output[i] {
+                for &j in &self.inputs[i] {
+                    to_output[j as usize] = from_input[j as usize];
+                }
+            }
+        }
+        let on_path: Vec<bool> = (0..n).map(|i| from_input[i] && to_output[i]).collect();
+        // In topological order, `v` is on every path exactly when no edge jumps over it.
+        let mut furthest = vec![0usize; n];
+        for i in 0..n {
+            if on_path[i] {
+                for &j in &self.inputs[i] {
+                    furthest[j as usize] = furthest[j as usize].max(i);
+                }
+            }
+        }
+        let mut last_of_scope = std::collections::HashMap::new();
+        for (i, node) in self.graph.nodes.iter().enumerate() {
+            if let Some((top, _)) = node.name.split_once('.') {
+                last_of_scope.insert(top.to_string(), i);
+            }
+        }
+        let scope_ends: std::collections::HashSet<usize> = last_of_scope.into_values().collect();
+        let mut jumps_to = 0usize;
+        let mut blocks = Vec::new();
+        for v in 0..n {
+            let cut = on_path[v] && jumps_to <= v;
+            let block = matches!(self.layers[v], Layer::Add) || scope_ends.contains(&v);
+            if v > 0 && cut && block && matches!(self.shapes[v], Shape::Map { .. }) {
+                blocks.push(v);
+            }
+            if on_path[v] {
+                jumps_to = jumps_to.max(furthest[v]);
+            }
+        }
+        blocks
+    }
+
     /// The parameters `forward` uses for `arch` (those that will receive a gradient).
     pub fn used_params(&self, arch: &[u32]) -> Vec<bool> {
         let mut used = vec![false; self.params.len()];

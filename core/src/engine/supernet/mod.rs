@@ -31,9 +31,9 @@ mod forward;
 mod layout;
 mod params;
 
-pub use forward::{forward, BnStats, RunningStats};
+pub use forward::{forward, forward_observed, forward_segment, ActInput, BnStats, Observer, RunningStats, Unobserved};
 pub use layout::{NormMode, ParamId, ParamInfo, ParamRole, SupernetLayout};
-pub use params::{init_params, tensor_to_vec, Supernets};
+pub use params::{init_params, init_params_with, tensor_to_vec, Init, Supernets};
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -7,21 +7,48 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use super::{forward, BnStats, ParamId, ParamRole, SupernetLayout};
 use crate::{engine::kernels::SupernetOps, util::rng::Rng};
 
-/// Draws the initial parameters of `count` supernets from `seed`, supernet by supernet, in
-/// parameter order. Returns host vectors, one per parameter per supernet.
+/// How weights are drawn at initialisation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Init {
+    /// PyTorch's defaults: conv and linear weights kaiming-uniform with `a = √5`, i.e.
+    /// `U(−1/√fan_in, 1/√fan_in)`, biases the same.
+    #[default]
+    PyTorch,
+    /// Kaiming-normal in fan-in mode with ReLU gain (`N(0, 2/fan_in)`), biases zero (AZ-NAS).
+    KaimingNormal,
+}
+
+/// Draws the initial parameters of `count` supernets from `seed` with PyTorch's defaults
+/// ([`init_params_with`]).
 pub fn init_params(layout: &SupernetLayout, count: usize, seed: u64) -> Vec<Vec<Vec<f32>>> {
+    init_params_with(layout, count, seed, Init::PyTorch)
+}
+
+/// Draws the initial parameters of `count` supernets from `seed`, supernet by supernet, in
+/// parameter order, the weights as `init` says; BatchNorm scales are 1 and shifts 0. Returns
+/// host vectors, one per parameter per supernet.
+pub fn init_params_with(layout: &SupernetLayout, count: usize, seed: u64, init: Init) -> Vec<Vec<Vec<f32>>> {
     let mut rng = Rng::stream(seed, "init");
     (0..count)
         .map(|_| {
             layout
                 .params()
                 .iter()
-                .map(|p| match p.role {
-                    ParamRole::BnScale => vec![1.0; p.numel()],
-                    ParamRole::BnShift => vec![0.0; p.numel()],
-                    _ => {
-                        let bound = 1.0 / (p.fan_in.max(1) as f64).sqrt();
-                        (0..p.numel()).map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32).collect()
+                .map(|p| {
+                    let fan_in = p.fan_in.max(1) as f64;
+                    let bias = matches!(p.role, ParamRole::ConvBias | ParamRole::LinearBias);
+                    match (p.role, init) {
+                        (ParamRole::BnScale, _) => vec![1.0; p.numel()],
+                        (ParamRole::BnShift, _) => vec![0.0; p.numel()],
+                        (_, Init::KaimingNormal) if bias => vec![0.0; p.numel()],
+                        (_, Init::KaimingNormal) => {
+                            let std = (2.0 / fan_in).sqrt();
+                            (0..p.numel()).map(|_| (rng.normal() * std) as f32).collect()
+                        }
+                        (_, Init::PyTorch) => {
+                            let bound = 1.0 / fan_in.sqrt();
+                            (0..p.numel()).map(|_| ((rng.unit() * 2.0 - 1.0) * bound) as f32).collect()
+                        }
                     }
                 })
                 .collect()

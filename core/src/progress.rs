@@ -14,6 +14,11 @@ pub enum Job {
     },
     /// Estimating the accuracy of architectures, counted in architectures.
     Evaluation,
+    /// Scoring architectures with a zero-cost proxy, counted in architectures.
+    Scoring {
+        /// The proxy's name.
+        proxy: &'static str,
+    },
 }
 
 /// Receives the progress of one job at a time: [`Progress::start`], then [`Progress::advance`]

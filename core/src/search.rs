@@ -429,7 +429,7 @@ impl SearchState {
     /// top-k. Returns the number of architectures evaluated. When no new legal candidate can be
     /// found, or the last generation has run, the search is finished. On error the state is
     /// unchanged.
-    pub fn run_generation<C: Candidates, F: Fitness>(&mut self, candidates: &mut C, fitness: &mut F) -> Result<usize, SearchError> {
+    pub fn run_generation<C: Candidates, F: Fitness + ?Sized>(&mut self, candidates: &mut C, fitness: &mut F) -> Result<usize, SearchError> {
         if self.finished {
             return Ok(0);
         }

@@ -25,7 +25,10 @@ use fewshot_core::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::plugin_host::registry::{has_param, with_param};
+use crate::{
+    estimator::Estimator,
+    plugin_host::registry::{has_param, with_param},
+};
 
 /// Defaults of the keys that commands without a configuration file take as options too
 /// (`fewshot split`, `fewshot rank`): the one source of both.
@@ -126,6 +129,8 @@ pub struct RunConfig {
     pub search: SearchSection,
     /// Rank correlation against a ground-truth table.
     pub rank: RankSection,
+    /// Zero-cost proxies (`fewshot score`, proxy estimators).
+    pub proxy: ProxySection,
 }
 
 /// `[space]`
@@ -225,6 +230,10 @@ pub struct EvalSection {
     /// Recalibrate BatchNorm statistics on this many training batches per architecture
     /// (0 = off).
     pub bn_recalibrate: usize,
+    /// What ranks and searches architectures: `supernet`, a proxy (`naswot`, `az`, `synflow`,
+    /// `snip`) or an ensemble joined by `+` (`supernet+az`: the sum of log-ranks).
+    #[serde(with = "text")]
+    pub estimator: Estimator,
 }
 
 /// `[search]`
@@ -268,6 +277,22 @@ pub struct RankSection {
     pub split: EvalSplit,
 }
 
+/// `[proxy]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySection {
+    /// Images in the fixed batch proxies score on (synflow uses one all-ones image).
+    pub batch: usize,
+    /// Channel divisor of the scored networks (1 = full width, as the proxies' papers).
+    pub channel_divisor: f64,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        ProxySection { batch: 64, channel_divisor: 1.0 }
+    }
+}
+
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
@@ -280,6 +305,7 @@ impl Default for RunConfig {
             eval: EvalSection::default(),
             search: SearchSection::default(),
             rank: RankSection::default(),
+            proxy: ProxySection::default(),
         }
     }
 }
@@ -340,7 +366,7 @@ impl Default for TrainSection {
 
 impl Default for EvalSection {
     fn default() -> Self {
-        EvalSection { batch_size: 250, bn_recalibrate: 0 }
+        EvalSection { batch_size: 250, bn_recalibrate: 0, estimator: Estimator::supernet() }
     }
 }
 

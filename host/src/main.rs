@@ -19,6 +19,7 @@ mod bench;
 mod cli;
 mod commands;
 mod config;
+mod estimator;
 mod io;
 mod plugin_host;
 mod progress;
@@ -58,6 +59,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Estimate subnet accuracies with a run's trained supernets.
     Eval(commands::eval::EvalArgs),
+    /// Score architectures with a zero-cost proxy (naswot, az, synflow, snip), without training.
+    Score(commands::score::ScoreArgs),
     /// Evolutionary (or random) search with a run's supernets as the evaluator.
     Search(commands::search::SearchArgs),
     /// The whole pipeline in one resumable run directory: plan, train, rank, search, report.
@@ -78,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rank(args) => commands::rank::run(args),
         Command::Train(args) => commands::train::run(args, registry()?.into()),
         Command::Eval(args) => commands::eval::run(args, registry()?.into()),
+        Command::Score(args) => commands::score::run(args, &registry()?),
         Command::Search(args) => commands::search::run(args, registry()?.into()),
         Command::Run(args) => commands::run::run(args, registry()?.into()),
         Command::Compare(args) => commands::compare::run(args, registry()?.into()),

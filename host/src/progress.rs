@@ -26,6 +26,7 @@ fn style(job: Job) -> ProgressStyle {
             format!("epoch {epoch}/{epochs} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}")
         }
         Job::Evaluation => "evaluating [{bar:30}] {pos}/{len} {per_sec} ETA {eta}".to_string(),
+        Job::Scoring { proxy } => format!("scoring {proxy} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} ETA {{eta}}"),
     };
     ProgressStyle::with_template(&template).expect("valid progress template").progress_chars("=> ")
 }

@@ -17,6 +17,8 @@
 //!   mean over the pairs.
 //! - **Complexity**: the subnet's FLOPs (millions, at the layout's channel divisor).
 //!
+//! Eigenvalues below zero, which only rounding produces in a covariance, count as zero (left
+//! negative, they would make the entropy NaN, as they can in the reference's `float32` code).
 //! A component that is NaN (e.g. a block whose features vanish, so `Σλ = 0`) is `-inf`.
 //! The Rademacher draws come from the seed and the architecture, so a score does not depend on
 //! the order of scoring.
@@ -79,7 +81,8 @@ fn entropy<B: Backend>(f: Tensor<B, 4>) -> f64 {
     let centred = x.clone() - x.mean_dim(1);
     let cov = tensor_to_vec(centred.clone().matmul(centred.transpose()).div_scalar(m as f64));
     let cov: Vec<f64> = cov.into_iter().map(f64::from).collect();
-    let eig = symmetric_eigenvalues(&cov, c);
+    // The covariance is positive semi-definite: a negative eigenvalue is rounding.
+    let eig: Vec<f64> = symmetric_eigenvalues(&cov, c).into_iter().map(|l| l.max(0.0)).collect();
     let total: f64 = eig.iter().sum();
     eig.iter().map(|&l| l / total).map(|p| -p * (p + 1e-8).ln()).sum()
 }

@@ -10,6 +10,7 @@ use fewshot_core::{engine::backend::Device, search::Strategy};
 
 use crate::{
     config::RunConfig,
+    estimator::Estimator,
     run_dir::{RunDir, CONFIG_FILE},
 };
 
@@ -78,6 +79,11 @@ pub struct RunOptions {
     /// Starting learning rate.
     #[arg(long, help_heading = "Training")]
     pub lr: Option<f64>,
+    /// What ranks and searches architectures: `supernet`, a zero-cost proxy (`naswot`, `az`,
+    /// `synflow`, `snip`; no training then) or an ensemble joined by `+`, e.g. `supernet+az`
+    /// (the sum of log-ranks).
+    #[arg(long, value_name = "NAME", help_heading = "Ranking")]
+    pub estimator: Option<Estimator>,
     #[command(flatten)]
     pub search: SearchOptions,
     /// Ground-truth table (e.g. ../shared/data/nb201/nb201.csv) to rank the supernets against.
@@ -135,6 +141,7 @@ impl RunOptions {
         set(&mut c.train.batch_size, &self.batch);
         set(&mut c.train.channel_divisor, &self.channel_divisor);
         set(&mut c.train.lr, &self.lr);
+        set(&mut c.eval.estimator, &self.estimator);
         self.search.apply(c);
         set_some(&mut c.rank.truth, &self.truth);
         set(&mut c.rank.truth_column, &self.truth_column);

@@ -61,8 +61,8 @@ pub fn run(args: &EvalArgs, registry: Arc<Registry>) -> Result<()> {
     }
     let archs = match (&args.arch, &args.archs) {
         (Some(text), _) => vec![run.parse(text)?],
-        (None, Some(path)) => listed_architectures(&run, path)?,
-        (None, None) => all_architectures(&run)?,
+        (None, Some(path)) => listed_architectures(path, |text| run.parse(text))?,
+        (None, None) => all_architectures(&run.plan)?,
     };
     let estimates = evaluate(&run, &archs, args.split, archs.len() > 1)?;
     let rows = estimates.iter().map(|e| Ok((run.text(&e.arch)?, e.subspace, e.accuracy))).collect::<Result<Vec<_>>>()?;

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod plugins;
 pub mod rank;
 pub mod run;
+pub mod score;
 pub mod search;
 pub mod split;
 pub mod train;

@@ -120,6 +120,19 @@ impl Csv {
     }
 }
 
+impl Csv {
+    /// The score in column `column` of row `row`: a number, `inf` or `-inf` (a proxy's score of
+    /// a degenerate network); an error names the line, the column and the cell otherwise.
+    pub fn score(&self, row: usize, column: usize) -> Result<f64> {
+        let Row { line, cells } = &self.rows[row];
+        let text = &cells[column];
+        match text.parse::<f64>() {
+            Ok(v) if !v.is_nan() => Ok(v),
+            _ => bail!("{}: line {line}: column '{}' is not a number: '{text}'", self.path.display(), self.headers[column]),
+        }
+    }
+}
+
 /// A ground-truth table: a CSV file with an `arch` column (architectures in the space's text
 /// form) and numeric columns, e.g. NAS-Bench-201's `nb201.csv`.
 #[derive(Debug)]

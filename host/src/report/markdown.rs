@@ -63,8 +63,8 @@ pub struct BestArch {
     pub arch: String,
     /// Its subspace label.
     pub subspace: String,
-    /// The supernet's accuracy estimate (the search fitness).
-    pub accuracy: f64,
+    /// Its search fitness (the supernet's accuracy estimate, or the estimator's score).
+    pub fitness: f64,
     /// MFLOPs at full width, if known.
     pub flops_m: Option<f64>,
     /// Parameters in millions at full width, if known.
@@ -178,7 +178,7 @@ impl Markdown {
     }
 
     /// The best architectures found, best first, with any ground truth looked up for them.
-    pub fn best(&mut self, title: &str, archs: &[BestArch]) -> &mut Markdown {
+    pub fn best(&mut self, title: &str, fitness: &str, archs: &[BestArch]) -> &mut Markdown {
         self.heading(2, title);
         let mut truth_columns: Vec<String> = Vec::new();
         for (name, _) in archs.iter().flat_map(|a| &a.truth) {
@@ -187,8 +187,10 @@ impl Markdown {
             }
         }
         let mut headers: Vec<String> =
-            ["rank", "architecture", "subspace", "supernet accuracy (%)", "MFLOPs", "params (M)"].map(String::from).to_vec();
+            ["rank", "architecture", "subspace", fitness, "MFLOPs", "params (M)"].map(String::from).to_vec();
         headers.extend(truth_columns.iter().cloned());
+        // Accuracies in percent to 2 decimals; estimator scores (log-ranks, proxy values) to 4.
+        let decimals = if fitness.starts_with("accuracy") { 2 } else { 4 };
         let rows: Vec<Vec<String>> = archs
             .iter()
             .enumerate()
@@ -197,7 +199,7 @@ impl Markdown {
                     (i + 1).to_string(),
                     code_span(&a.arch),
                     a.subspace.clone(),
-                    format!("{:.2}", a.accuracy),
+                    format!("{:.*}", decimals, a.fitness),
                     optional(a.flops_m, 2),
                     optional(a.params_m, 3),
                 ];
@@ -281,10 +283,11 @@ mod tests {
             .training(&records, &["0-1".into()])
             .best(
                 "Best architectures",
+                "accuracy (%)",
                 &[BestArch {
                     arch: arch.into(),
                     subspace: "0".into(),
-                    accuracy: 71.25,
+                    fitness: 71.25,
                     flops_m: Some(113.95),
                     params_m: Some(0.802),
                     truth: vec![("c10_test_acc".into(), 93.66)],

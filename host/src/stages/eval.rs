@@ -16,6 +16,7 @@ use fewshot_core::{
         supernet::SupernetLayout,
     },
     eval::{EvalSet, Evaluator},
+    plan::Plan,
     progress::NoProgress,
     space::odometer::Odometer,
     train::{checkpoint, CHECKPOINT_FILE},
@@ -55,30 +56,30 @@ pub fn evaluate(run: &Run, archs: &[Arch], split: EvalSplit, progress: bool) -> 
         .collect())
 }
 
-/// Every architecture of the run's space that the space accepts (spaces of up to
+/// Every architecture of the plan's space that the space accepts (spaces of up to
 /// [`ALL_LIMIT`] architectures).
-pub fn all_architectures(run: &Run) -> Result<Vec<Arch>> {
-    let total = run.plan.total();
+pub fn all_architectures(plan: &Plan) -> Result<Vec<Arch>> {
+    let total = plan.total();
     if total > ALL_LIMIT {
-        bail!("the space has {total} architectures; --all evaluates at most {ALL_LIMIT} (give --archs FILE)");
+        bail!("the space has {total} architectures; --all takes at most {ALL_LIMIT} (give --archs FILE)");
     }
     let mut archs = Vec::with_capacity(total as usize);
-    let mut odometer = Odometer::new(run.plan.option_counts());
+    let mut odometer = Odometer::new(plan.option_counts());
     while let Some(choices) = odometer.advance() {
         let arch = Arch::new(choices.to_vec());
-        if run.plan.info(&arch).is_ok() {
+        if plan.info(&arch).is_ok() {
             archs.push(arch);
         }
     }
     Ok(archs)
 }
 
-/// The architectures a file lists (see [`read_arch_list`]), parsed in the run's space; an
-/// error names the file and line.
-pub fn listed_architectures(run: &Run, path: &Path) -> Result<Vec<Arch>> {
+/// The architectures a file lists (see [`read_arch_list`]), each read with `parse`; an error
+/// names the file and line.
+pub fn listed_architectures(path: &Path, parse: impl Fn(&str) -> Result<Arch>) -> Result<Vec<Arch>> {
     read_arch_list(path)?
         .into_iter()
-        .map(|(line, text)| run.parse(&text).with_context(|| format!("{} line {line}", path.display())))
+        .map(|(line, text)| parse(&text).with_context(|| format!("{} line {line}", path.display())))
         .collect()
 }
 

@@ -40,8 +40,12 @@ pub fn pipeline(dir: RunDir, config: RunConfig, registry: Arc<Registry>) -> Resu
     let split = run.write_plan()?;
     eprint!("{}", plan::table(&split));
     announce("train");
-    train::train(&run, run.dir.has_checkpoint(), None, true)?;
-    eprintln!("{}", train::summary(&run)?);
+    if run.config.eval.estimator.needs_supernets() {
+        train::train(&run, run.dir.has_checkpoint(), None, true)?;
+        eprintln!("{}", train::summary(&run)?);
+    } else {
+        eprintln!("no supernets to train: the estimator `{}` is training-free", run.config.eval.estimator);
+    }
     let ranked = if run.config.rank.truth.is_some() {
         announce("rank");
         let ranked = rank::rank(&run)?;

@@ -1,7 +1,8 @@
-//! The rank stage: how well predicted accuracies rank architectures against a ground-truth
-//! table, next to the trivial predictors params and FLOPs. In a run ([`rank`]) the supernets
-//! estimate the architectures of the truth table (resumably, through `predictions.csv`) and the
-//! baselines are the exact costs; for `fewshot rank` ([`join`], [`measure`]) the predictions
+//! The rank stage: how well an estimator ranks architectures against a ground-truth table, next
+//! to the trivial predictors params and FLOPs. In a run ([`rank`]) the run's estimator — the
+//! supernets (resumably, through `predictions.csv`), a proxy (through `scores-<proxy>.csv`) or an
+//! ensemble of both — estimates the architectures of the truth table and the baselines are the
+//! exact costs; for `fewshot rank` ([`join`], [`measure`]) the predictions
 //! and the baselines come from files.
 
 use std::{collections::HashMap, path::Path};
@@ -9,14 +10,16 @@ use std::{collections::HashMap, path::Path};
 use anyhow::{anyhow, bail, Result};
 use fewshot_core::{
     metrics::{rank_report, Predictor, RankReport},
+    proxy::{log_rank_sum, Proxy},
     util::rng::Rng,
 };
 use fewshot_sdk::Arch;
 use serde::Serialize;
 
-use super::{eval::evaluate, Run};
+use super::{eval::evaluate, score::score, Run};
 use crate::{
     config::EvalSplit,
+    estimator::Term,
     io::csv::{Csv, TruthTable},
     run_dir::RANK_FILE,
 };
@@ -28,15 +31,15 @@ const PREDICTION_CHUNK: usize = 100;
 
 /// The ranking stage's result.
 pub struct Ranked {
-    /// Rank correlations of the supernets and of the exact-cost baselines.
+    /// Rank correlations of the estimator, of each of its terms and of the exact-cost baselines.
     pub report: RankReport,
     /// Ranked architectures (text form), truth, prediction, subspace.
     pub rows: Vec<(String, f64, f64, u32)>,
 }
 
-/// Estimates the accuracy of the ranked architectures (those of the truth table, all or a
-/// uniform sample of `rank.archs`) and measures rank correlations against the truth, for the
-/// supernets and for the exact params / FLOPs.
+/// Estimates the ranked architectures (those of the truth table, all or a uniform sample of
+/// `rank.archs`) with the run's estimator and measures rank correlations against the truth, for
+/// the estimator, each of its terms and the exact params / FLOPs.
 pub fn rank(run: &Run) -> Result<Ranked> {
     let c = &run.config.rank;
     let path = c.truth.as_deref().expect("rank stage runs with a truth table");
@@ -51,26 +54,32 @@ pub fn rank(run: &Run) -> Result<Ranked> {
     for (line, text, _) in &rows {
         archs.push(run.plan.parse(text).map_err(|e| anyhow!("truth table {} line {line}: {e}", path.display()))?);
     }
-    let predictions = predict(run, &archs, c.split)?;
+    let estimator = &run.config.eval.estimator;
+    let terms = estimate_terms(run, &archs, c.split)?;
+    let pred = combine(&terms);
 
     let mut truth = Vec::new();
-    let mut pred = Vec::new();
     let mut groups = Vec::new();
     let mut params = Vec::new();
     let mut flops = Vec::new();
     let mut table = Vec::new();
-    for ((_, text, value), arch) in rows.iter().zip(&archs) {
+    for (((_, text, value), arch), estimate) in rows.iter().zip(&archs).zip(&pred) {
         let info = run.plan.info(arch).map_err(|e| anyhow!("{text}: {e}"))?;
-        let estimate = predictions[text.as_str()];
         truth.push(*value);
-        pred.push(estimate);
         groups.push(info.subspace.to_string());
         params.push(info.params_m);
         flops.push(info.flops_m);
-        table.push((text.clone(), *value, estimate, info.subspace));
+        table.push((text.clone(), *value, *estimate, info.subspace));
     }
-    let baselines = [Predictor { name: "params", values: &params }, Predictor { name: "flops", values: &flops }];
-    let report = rank_report(&truth, Some(&groups), Predictor { name: "supernet", values: &pred }, &baselines, &TOP_PERCENTS);
+    // Beside the estimator: each of its terms alone (for an ensemble), then params and FLOPs.
+    let mut baselines: Vec<Predictor> = Vec::new();
+    if estimator.is_ensemble() {
+        baselines.extend(terms.iter().map(|(term, values)| Predictor { name: term.name(), values }));
+    }
+    baselines.push(Predictor { name: "params", values: &params });
+    baselines.push(Predictor { name: "flops", values: &flops });
+    let name = estimator.to_string();
+    let report = rank_report(&truth, Some(&groups), Predictor { name: &name, values: &pred }, &baselines, &TOP_PERCENTS);
     let json = RankJson { truth: path.display().to_string(), truth_column: &c.truth_column, split: c.split, report: &report };
     run.dir.write_json(RANK_FILE, &json)?;
     Ok(Ranked { report, rows: table })
@@ -83,6 +92,39 @@ struct RankJson<'a> {
     split: EvalSplit,
     #[serde(flatten)]
     report: &'a RankReport,
+}
+
+/// The values of every term of the run's estimator for `archs`: the supernets' accuracy
+/// estimates ([`predict`]) and proxy scores (resumable through `scores-<proxy>.csv`).
+pub fn estimate_terms(run: &Run, archs: &[Arch], split: EvalSplit) -> Result<Vec<(Term, Vec<f64>)>> {
+    let mut terms = Vec::new();
+    for &term in run.config.eval.estimator.terms() {
+        let values = match term {
+            Term::Supernet => {
+                let predictions = predict(run, archs, split)?;
+                archs.iter().map(|a| Ok(predictions[run.text(a)?.as_str()])).collect::<Result<Vec<f64>>>()?
+            }
+            Term::Proxy(proxy) => {
+                let store = run.dir.file(&scores_file(proxy));
+                score(&run.config, &run.plan, proxy, archs, Some(&store), true)?.scores
+            }
+        };
+        terms.push((term, values));
+    }
+    Ok(terms)
+}
+
+/// The file of a run directory holding a proxy's scores of the ranked architectures.
+pub fn scores_file(proxy: Proxy) -> String {
+    format!("scores-{proxy}.csv")
+}
+
+/// One term's values as they are, several terms summed by log-rank.
+pub fn combine(terms: &[(Term, Vec<f64>)]) -> Vec<f64> {
+    match terms {
+        [(_, values)] => values.clone(),
+        _ => log_rank_sum(&terms.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>()),
+    }
 }
 
 /// Accuracy estimates of `archs`, reusing `predictions.csv` rows written by an earlier,
@@ -205,7 +247,7 @@ pub fn join(pred_path: &Path, truth_path: &Path, pred_column: &str, truth_column
         let arch = row[pred_arch].as_str();
         let t = truth_rows[arch];
         joined.archs.push(arch.to_string());
-        joined.pred.push(pred_table.number(i, pred_value)?);
+        joined.pred.push(pred_table.score(i, pred_value)?);
         joined.truth.push(truth_table.number(t, truth_value)?);
         if let (Some(groups), Some((_, from_pred, c))) = (joined.groups.as_mut(), group_source) {
             groups.push(if from_pred { row[c].clone() } else { truth_table.rows[t].cells[c].clone() });

@@ -5,9 +5,14 @@ use anyhow::{anyhow, Context, Result};
 use fewshot_core::search::SearchState;
 use fewshot_sdk::Arch;
 
-use super::{rank::Ranked, search::describe, Run};
+use super::{
+    rank::Ranked,
+    search::{describe, fitness_label, REFERENCE_ARCHS},
+    Run,
+};
 use crate::{
     config::RunConfig,
+    estimator::Term,
     report::{
         markdown::{BestArch, Markdown, PlanRow},
         plots::{self, CostPoint},
@@ -59,12 +64,13 @@ pub fn write(run: &Run, state: &SearchState, ranked: Option<&Ranked>) -> Result<
             truth: truth_table.as_ref().map(|t| t.values(&text)).unwrap_or_default(),
             arch: text,
             subspace: run.plan.subspaces()[info.subspace as usize].label.clone(),
-            accuracy: row.fitness,
+            fitness: row.fitness,
             flops_m: Some(info.flops_m),
             params_m: Some(info.params_m),
         });
     }
-    md.best(&format!("Best architectures ({} search, validation split)", c.search.strategy), &best);
+    let fitness = fitness_label(&c.eval.estimator);
+    md.best(&format!("Best architectures ({} search by {})", c.search.strategy, c.eval.estimator), &fitness, &best);
     let mut points = Vec::new();
     let mut by_subspace: Vec<(String, Vec<f64>)> = labels.iter().map(|l| (l.clone(), Vec::new())).collect();
     for row in state.history() {
@@ -73,17 +79,42 @@ pub fn write(run: &Run, state: &SearchState, ranked: Option<&Ranked>) -> Result<
         by_subspace[info.subspace as usize].1.push(row.fitness);
     }
     if !points.is_empty() {
-        plots::accuracy_vs_cost(&plots_dir.join("pareto.svg"), "Searched candidates: supernet accuracy vs FLOPs", "FLOPs (M, full width)", &points)?;
-        figures.push(("Accuracy vs FLOPs with the Pareto front".to_string(), "plots/pareto.svg".to_string()));
+        let title = format!("Searched candidates: {fitness} vs FLOPs");
+        plots::accuracy_vs_cost(&plots_dir.join("pareto.svg"), &title, "FLOPs (M, full width)", &points)?;
+        figures.push((format!("{fitness} vs FLOPs with the Pareto front"), "plots/pareto.svg".to_string()));
         by_subspace.retain(|(_, v)| !v.is_empty());
-        plots::group_histograms(&plots_dir.join("subspace_accuracy.svg"), "Supernet accuracy of searched candidates per subspace", "accuracy (%)", &by_subspace, 12)?;
-        figures.push(("Accuracy per subspace".to_string(), "plots/subspace_accuracy.svg".to_string()));
+        let title = format!("{fitness} of searched candidates per subspace");
+        plots::group_histograms(&plots_dir.join("subspace_accuracy.svg"), &title, &fitness, &by_subspace, 12)?;
+        figures.push((format!("{fitness} per subspace"), "plots/subspace_accuracy.svg".to_string()));
     }
     md.plots(&figures);
     md.heading(2, "Configuration");
     md.paragraph("The resolved `config.toml` of this run (`fewshot run --config` takes it back):");
     md.code("toml", &c.to_toml()?);
     md.write(&run.dir.file(REPORT_FILE))
+}
+
+/// How the run estimated architectures, in words.
+fn estimator_text(c: &RunConfig) -> String {
+    let e = &c.eval.estimator;
+    let term = |t: &Term| match t {
+        Term::Supernet => "the accuracy of the architecture's subspace supernet".to_string(),
+        Term::Proxy(p) => format!(
+            "the zero-cost proxy {p} of the untrained network (batch {}, channel divisor {})",
+            c.proxy.batch, c.proxy.channel_divisor
+        ),
+    };
+    let terms: Vec<String> = e.terms().iter().map(|t| format!("{}: {}", t.name(), term(t))).collect();
+    let mut text = format!("`{e}` — {}", terms.join("; "));
+    if e.is_ensemble() {
+        text += &format!(
+            "; combined by the sum of log-ranks (among the ranked architectures; in the search, against a seeded reference sample of {REFERENCE_ARCHS})"
+        );
+    }
+    if !e.needs_supernets() {
+        text += "; training-free (no supernet trained)";
+    }
+    text
 }
 
 /// The settings table of the report.
@@ -115,6 +146,7 @@ fn settings(c: &RunConfig) -> Vec<(String, String)> {
             "search".to_string(),
             format!("{}, population {}, generations {}", c.search.strategy, c.search.population, c.search.generations),
         ),
+        ("estimator".to_string(), estimator_text(c)),
     ];
     if let Some(t) = &c.rank.truth {
         let n = if c.rank.archs == 0 { "all".to_string() } else { c.rank.archs.to_string() };

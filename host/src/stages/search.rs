@@ -1,12 +1,14 @@
 //! The search stage: evolutionary (or random) search over the run's space, resumable from
 //! `search_state.json`. Candidates are drawn uniformly over the slots and must be valid, not
-//! trash and within the cost limits ([`PlanCandidates`]); each is scored by its own subspace's
-//! supernet on the validation split ([`SupernetFitness`]). Ends by writing `search.csv` and
+//! trash and within the cost limits ([`PlanCandidates`]); each is scored by the run's estimator:
+//! its own subspace's supernet on the validation split ([`SupernetFitness`]), or a proxy or an
+//! ensemble ([`EstimatorFitness`]). Ends by writing `search.csv` and
 //! `best.json`.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use fewshot_core::{
     plan::{ArchInfo, Plan},
+    proxy::Proxy,
     search::{Candidates, Evaluated, Fitness, SearchState},
     util::rng::Rng,
 };
@@ -14,10 +16,12 @@ use fewshot_sdk::Arch;
 
 use super::{
     eval::{with_evaluator, EvaluatorDyn},
+    score::score,
     Run,
 };
 use crate::{
     config::EvalSplit,
+    estimator::{Estimator, Term},
     io::table::render,
     run_dir::{BestRecord, SEARCH_STATE_FILE},
 };
@@ -31,19 +35,30 @@ pub fn search(run: &Run, progress: bool) -> Result<SearchState> {
     let limits = Limits { flops_max: s.flops_max, flops_min: s.flops_min, params_max: s.params_max };
     let mut candidates = PlanCandidates { plan: &run.plan, limits };
     let total = state.config().generations + 1;
-    with_evaluator(run, EvalSplit::Valid, |eval| {
-        let mut fitness = SupernetFitness { plan: &run.plan, eval };
+    let mut drive = |fitness: &mut dyn Fitness| -> Result<(), String> {
         while !state.is_finished() {
             let generation = state.completed_generations();
-            let scored = state.run_generation(&mut candidates, &mut fitness).map_err(|e| e.to_string())?;
+            let scored = state.run_generation(&mut candidates, fitness).map_err(|e| e.to_string())?;
             state.save(&state_path).map_err(|e| e.to_string())?;
             if progress {
-                let best = state.best().map_or(String::new(), |b| format!(", best so far {:.2}%", b.fitness));
+                let best = state.best().map_or(String::new(), |b| format!(", best so far {:.4}", b.fitness));
                 eprintln!("search: generation {}/{total}: {scored} candidates scored{best}", generation + 1);
             }
         }
         Ok(())
-    })?;
+    };
+    let estimator = &run.config.eval.estimator;
+    if *estimator == Estimator::supernet() {
+        with_evaluator(run, EvalSplit::Valid, |eval| drive(&mut SupernetFitness { plan: &run.plan, eval }))?;
+    } else if estimator.needs_supernets() {
+        with_evaluator(run, EvalSplit::Valid, |eval| {
+            let mut fitness = EstimatorFitness::new(run, Some(eval)).map_err(|e| format!("{e:#}"))?;
+            drive(&mut fitness)
+        })?;
+    } else {
+        let mut fitness = EstimatorFitness::new(run, None)?;
+        drive(&mut fitness).map_err(|e| anyhow!(e))?;
+    }
     write_results(run, &state)?;
     Ok(state)
 }
@@ -60,7 +75,8 @@ pub fn open(run: &Run) -> Result<SearchState> {
 pub fn summary(run: &Run, state: &SearchState, n: usize) -> Result<String> {
     let truth = run.truth_table()?;
     let column = &run.config.rank.truth_column;
-    let mut headers: Vec<String> = ["rank", "arch", "subspace", "accuracy (%)", "FLOPs (M)", "params (M)"].map(String::from).to_vec();
+    let fitness = fitness_label(&run.config.eval.estimator);
+    let mut headers: Vec<String> = ["rank", "arch", "subspace", fitness.as_str(), "FLOPs (M)", "params (M)"].map(String::from).to_vec();
     if truth.is_some() {
         headers.push(format!("truth {column}"));
     }
@@ -71,7 +87,7 @@ pub fn summary(run: &Run, state: &SearchState, n: usize) -> Result<String> {
             (i + 1).to_string(),
             arch.clone(),
             run.plan.subspaces()[info.subspace as usize].label.clone(),
-            format!("{:.2}", row.fitness),
+            format!("{:.4}", row.fitness),
             format!("{:.2}", info.flops_m),
             format!("{:.3}", info.params_m),
         ];
@@ -86,6 +102,16 @@ pub fn summary(run: &Run, state: &SearchState, n: usize) -> Result<String> {
         state.history().len(),
         render(&headers, &rows)
     ))
+}
+
+/// What a candidate's fitness is, for table headers: the supernets' accuracy, or the estimator's
+/// score.
+pub fn fitness_label(estimator: &Estimator) -> String {
+    if *estimator == Estimator::supernet() {
+        "accuracy (%)".to_string()
+    } else {
+        format!("{estimator} score")
+    }
 }
 
 /// A scored candidate's text form and plan facts.
@@ -153,6 +179,140 @@ impl Candidates for PlanCandidates<'_> {
             && l.flops_max.is_none_or(|m| info.flops_m <= m)
             && l.flops_min.is_none_or(|m| info.flops_m >= m)
             && l.params_max.is_none_or(|m| info.params_m <= m))
+    }
+}
+
+/// Architectures of the reference sample that an estimator's ranks are taken against in the
+/// search.
+pub const REFERENCE_ARCHS: usize = 100;
+
+/// Fitness by any estimator other than the supernets alone. A single-valued proxy's fitness is
+/// its score. Set-relative scores — AZ-NAS's sum of log-ranks of its components, and ensembles'
+/// sum of log-ranks of their terms — rank a candidate against a fixed, seeded reference sample
+/// of [`REFERENCE_ARCHS`] legal architectures instead of against the other candidates, so that a
+/// candidate's fitness does not change as the search goes on. Proxy values are kept in
+/// `scores-search-<proxy>.csv` (resumable); the supernet term is the validation accuracy.
+struct EstimatorFitness<'a> {
+    run: &'a Run,
+    eval: Option<&'a dyn EvaluatorDyn>,
+    /// Per term: the sorted reference values of each of its columns, and its sorted reference
+    /// term scores (empty where no reference is needed).
+    reference: Vec<(Vec<Vec<f64>>, Vec<f64>)>,
+}
+
+impl<'a> EstimatorFitness<'a> {
+    fn new(run: &'a Run, eval: Option<&'a dyn EvaluatorDyn>) -> Result<EstimatorFitness<'a>> {
+        let mut fitness = EstimatorFitness { run, eval, reference: Vec::new() };
+        let estimator = &run.config.eval.estimator;
+        let needs_reference = estimator.is_ensemble() || estimator.terms().contains(&Term::Proxy(Proxy::Az));
+        if needs_reference {
+            let sample = reference_sample(run)?;
+            let raw = fitness.raw(&sample)?;
+            for columns in raw {
+                let mut sorted: Vec<Vec<f64>> = columns.clone();
+                sorted.iter_mut().for_each(|c| c.sort_by(f64::total_cmp));
+                let mut scores: Vec<f64> = (0..sample.len()).map(|i| term_score(&sorted, &columns, i)).collect();
+                scores.sort_by(f64::total_cmp);
+                fitness.reference.push((sorted, scores));
+            }
+        }
+        Ok(fitness)
+    }
+
+    /// Per term, per column of the term, the values of `archs`.
+    fn raw(&self, archs: &[Arch]) -> Result<Vec<Vec<Vec<f64>>>> {
+        let mut out = Vec::new();
+        for &term in self.run.config.eval.estimator.terms() {
+            let columns = match term {
+                Term::Supernet => {
+                    let eval = self.eval.expect("an evaluator when the estimator has the supernet term");
+                    let pairs = archs
+                        .iter()
+                        .map(|a| Ok((self.run.plan.info(a).map_err(|e| anyhow!(e))?.subspace, a.as_slice().to_vec())))
+                        .collect::<Result<Vec<_>>>()?;
+                    vec![eval.accuracy_many(&pairs, false).map_err(|e| anyhow!(e))?]
+                }
+                Term::Proxy(proxy) => {
+                    let store = self.run.dir.file(&format!("scores-search-{proxy}.csv"));
+                    let scored = score(&self.run.config, &self.run.plan, proxy, archs, Some(&store), false)?;
+                    (0..proxy.columns().len()).map(|c| scored.values.iter().map(|v| v[c]).collect()).collect()
+                }
+            };
+            out.push(columns);
+        }
+        Ok(out)
+    }
+}
+
+/// A term's score for architecture `i` of `columns`: the value itself for one column, else the
+/// sum over columns of the log-rank against the sorted reference columns.
+fn term_score(reference: &[Vec<f64>], columns: &[Vec<f64>], i: usize) -> f64 {
+    match columns {
+        [only] => only[i],
+        _ => reference.iter().zip(columns).map(|(sorted, column)| log_quantile(sorted, column[i])).sum(),
+    }
+}
+
+/// ln(rank / (n + 1)) of `value` among the sorted `reference` of n values and itself (ties
+/// count half).
+fn log_quantile(reference: &[f64], value: f64) -> f64 {
+    let below = reference.partition_point(|&r| r < value);
+    let equal = reference.partition_point(|&r| r <= value) - below;
+    ((below as f64 + 1.0 + equal as f64 / 2.0) / (reference.len() as f64 + 1.0)).ln()
+}
+
+/// The seeded sample of legal architectures the estimator's ranks are taken against.
+fn reference_sample(run: &Run) -> Result<Vec<Arch>> {
+    let s = &run.config.search;
+    let mut candidates = PlanCandidates {
+        plan: &run.plan,
+        limits: Limits { flops_max: s.flops_max, flops_min: s.flops_min, params_max: s.params_max },
+    };
+    let mut rng = Rng::stream(run.config.seed, "search:reference");
+    let mut sample = Vec::with_capacity(REFERENCE_ARCHS);
+    for _ in 0..REFERENCE_ARCHS * 100 {
+        if sample.len() == REFERENCE_ARCHS {
+            break;
+        }
+        let arch = candidates.random(&mut rng).map_err(|e| anyhow!(e))?;
+        if candidates.legal(&arch).map_err(|e| anyhow!(e))? {
+            sample.push(Arch::new(arch));
+        }
+    }
+    if sample.is_empty() {
+        bail!("no legal architecture found for the estimator's reference sample (check the search's cost limits)");
+    }
+    Ok(sample)
+}
+
+impl Fitness for EstimatorFitness<'_> {
+    fn evaluate(&mut self, archs: &[Vec<u32>]) -> Result<Vec<f64>, String> {
+        let archs: Vec<Arch> = archs.iter().map(|a| Arch::new(a.clone())).collect();
+        let raw = self.raw(&archs).map_err(|e| format!("{e:#}"))?;
+        let single = self.reference.len() <= 1 && raw.len() == 1;
+        Ok((0..archs.len())
+            .map(|i| {
+                let scores = raw.iter().enumerate().map(|(t, columns)| {
+                    let sorted = self.reference.get(t).map_or(&[][..], |r| &r.0[..]);
+                    let score = term_score(sorted, columns, i);
+                    (t, score)
+                });
+                let fitness: f64 = if single {
+                    scores.map(|(_, s)| s).sum()
+                } else {
+                    scores.map(|(t, s)| log_quantile(&self.reference[t].1, s)).sum()
+                };
+                // A network the proxy cannot score (−inf, NaN) ranks last; the search keeps
+                // finite fitness only.
+                if fitness.is_finite() {
+                    fitness
+                } else if fitness == f64::INFINITY {
+                    f64::MAX
+                } else {
+                    f64::MIN
+                }
+            })
+            .collect())
     }
 }
 

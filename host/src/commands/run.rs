@@ -7,11 +7,14 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::{
+    estimator::Estimator,
     cli::run_options::RunOptions,
     io::output::print,
     plugin_host::registry::Registry,
     run_dir::{RunDir, REPORT_FILE},
-    stages::pipeline::{pipeline, RunSummary},
+    stages::{
+        pipeline::{pipeline, RunSummary},
+    },
 };
 
 /// Arguments of `fewshot run`.
@@ -41,9 +44,14 @@ pub fn run(args: &RunArgs, registry: Arc<Registry>) -> Result<()> {
 
 /// The closing lines `fewshot run` prints.
 fn summary_text(s: &RunSummary) -> String {
+    let fitness = if s.estimator == Estimator::supernet() {
+        format!("supernet accuracy {:.2}%", s.best.accuracy)
+    } else {
+        format!("{} score {:.4}", s.estimator, s.best.accuracy)
+    };
     let mut out = format!(
-        "best architecture: {}\n  subspace {} ({}), supernet accuracy {:.2}%, {:.2} MFLOPs, {:.3} M params\n",
-        s.best.arch, s.best.subspace, s.best.subspace_label, s.best.accuracy, s.best.flops_m, s.best.params_m
+        "best architecture: {}\n  subspace {} ({}), {}, {:.2} MFLOPs, {:.3} M params\n",
+        s.best.arch, s.best.subspace, s.best.subspace_label, fitness, s.best.flops_m, s.best.params_m
     );
     if !s.best_truth.is_empty() {
         let values: Vec<String> = s.best_truth.iter().map(|(c, v)| format!("{c} {v:.2}")).collect();
@@ -58,8 +66,9 @@ fn summary_text(s: &RunSummary) -> String {
                 .map_or("n/a".to_string(), |t| format!("{t:.3}"))
         };
         out.push_str(&format!(
-            "  Kendall tau over {} architectures: supernets {}, params {}, flops {}\n",
+            "  Kendall tau over {} architectures: {} {}, params {}, flops {}\n",
             r.predictor.overall.n,
+            if s.estimator == Estimator::supernet() { "supernets" } else { r.predictor.name.as_str() },
             r.predictor.overall.kendall_tau_b.map_or("n/a".to_string(), |t| format!("{t:.3}")),
             tau("params"),
             tau("flops")

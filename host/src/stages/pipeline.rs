@@ -11,6 +11,7 @@ use fewshot_core::metrics::RankReport;
 use super::{plan, rank, report, search, train, Run};
 use crate::{
     config::RunConfig,
+    estimator::Estimator,
     io::table::render,
     plugin_host::registry::Registry,
     report::{rank_table, rank_verdicts},
@@ -29,6 +30,8 @@ pub struct RunSummary {
     pub rank: Option<RankReport>,
     /// Last epoch's mean training loss over all supernets.
     pub final_loss: Option<f64>,
+    /// What estimated the architectures.
+    pub estimator: Estimator,
 }
 
 /// Runs every stage in `dir`.
@@ -69,8 +72,9 @@ pub fn pipeline(dir: RunDir, config: RunConfig, registry: Arc<Registry>) -> Resu
         Some(t) => t.values(&best.arch),
         None => Vec::new(),
     };
-    let final_loss = train::final_loss(&run)?;
-    Ok(RunSummary { dir: run.dir, best, best_truth, rank: ranked.map(|r| r.report), final_loss })
+    let final_loss = if run.config.eval.estimator.needs_supernets() { train::final_loss(&run)? } else { None };
+    let estimator = run.config.eval.estimator.clone();
+    Ok(RunSummary { dir: run.dir, best, best_truth, rank: ranked.map(|r| r.report), final_loss, estimator })
 }
 
 /// Announces the pipeline's stages on stderr, each with the time the one before it took.

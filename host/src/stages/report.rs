@@ -41,8 +41,13 @@ pub fn write(run: &Run, state: &SearchState, ranked: Option<&Ranked>) -> Result<
         })
         .collect();
     md.plan(&plan_rows);
-    let records = run.dir.training_records()?;
-    md.training(&records, &labels);
+    let records = if c.eval.estimator.needs_supernets() { run.dir.training_records()? } else { Vec::new() };
+    if c.eval.estimator.needs_supernets() {
+        md.training(&records, &labels);
+    } else {
+        md.heading(2, "Training");
+        md.paragraph(&format!("None: the estimator `{}` scores untrained networks.", c.eval.estimator));
+    }
     let mut figures = Vec::new();
     if !records.is_empty() {
         plots::training_curves(&plots_dir.join("training.svg"), &records, &labels)?;
@@ -50,9 +55,11 @@ pub fn write(run: &Run, state: &SearchState, ranked: Option<&Ranked>) -> Result<
     }
     if let Some(ranked) = ranked {
         md.rank(&ranked.report, "subspace");
-        let truth: Vec<f64> = ranked.rows.iter().map(|r| r.1).collect();
-        let pred: Vec<f64> = ranked.rows.iter().map(|r| r.2).collect();
-        let groups: Vec<String> = ranked.rows.iter().map(|r| r.3.to_string()).collect();
+        // A proxy's −inf (a network it cannot score) has no place on the axes.
+        let drawn: Vec<_> = ranked.rows.iter().filter(|r| r.2.is_finite()).collect();
+        let truth: Vec<f64> = drawn.iter().map(|r| r.1).collect();
+        let pred: Vec<f64> = drawn.iter().map(|r| r.2).collect();
+        let groups: Vec<String> = drawn.iter().map(|r| r.3.to_string()).collect();
         plots::pred_vs_truth(&plots_dir.join("pred_vs_truth.svg"), &truth, &pred, Some(&groups), &ranked.report, "subspace")?;
         figures.push(("Predicted vs ground-truth accuracy".to_string(), "plots/pred_vs_truth.svg".to_string()));
     }

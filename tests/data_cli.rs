@@ -10,10 +10,7 @@ use std::{
     process::Command,
 };
 
-use common::{fewshot, run, shared_dir, temp_dir, workspace_root};
-
-/// CIFAR-10's classes in label order (also the alphabetical order of ImageFolder class folders).
-const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+use common::{fewshot, jpeg_subset, run, temp_dir, workspace_root, CLASSES};
 
 /// Bytes of one CIFAR-10 binary record: the label, then the R, G and B planes of 32×32.
 const RECORD: usize = 1 + 3 * 32 * 32;
@@ -55,26 +52,6 @@ fn accuracies(csv: &str) -> Vec<f64> {
     let mut lines = csv.lines();
     let column = lines.next().unwrap().split(',').position(|h| h == "accuracy").expect("an accuracy column");
     lines.map(|l| l.split(',').nth(column).unwrap().parse().unwrap()).collect()
-}
-
-/// Copies the first `train` and `test` images of every class of ../shared's CIFAR-10 JPEG tree.
-fn jpeg_subset(root: &Path, train: usize, test: usize) -> PathBuf {
-    let source = shared_dir().join("data/cifar10-jpeg");
-    for (part, count) in [("train", train), ("test", test)] {
-        for class in CLASSES {
-            let mut files: Vec<PathBuf> = fs::read_dir(source.join(part).join(class))
-                .unwrap_or_else(|e| panic!("{}: {e}", source.display()))
-                .map(|e| e.unwrap().path())
-                .collect();
-            files.sort();
-            let to = root.join(part).join(class);
-            fs::create_dir_all(&to).unwrap();
-            for file in &files[..count] {
-                fs::copy(file, to.join(file.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    root.to_path_buf()
 }
 
 #[test]

@@ -195,3 +195,22 @@ fn a_library_space_with_a_depthwise_separable_option_trains_and_benches() {
     assert!(bench.contains("RESULT ms_per_step="), "{bench}");
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_proxy_scores_the_library_space_with_smooth_and_piecewise_linear_activations() {
+    let dir = temp_dir("plugin-score");
+    for activation in ["gelu", "tanh", "relu"] {
+        for proxy in ["naswot", "az", "synflow", "snip"] {
+            let mut cmd = with_plugin();
+            cmd.env("XDG_CACHE_HOME", dir.join("cache"))
+                .args(["score", "--proxy", proxy, "--space", "act-chain:layers=3", "--activation", activation, "--batch", "16", "--all"]);
+            let out = succeeds(&mut cmd);
+            let rows: Vec<(&str, f64)> = out.lines().skip(1).map(|l| (l.split(',').next().unwrap(), l.split(',').nth(1).unwrap().parse().unwrap())).collect();
+            // act-chain refuses architectures without a convolution: 4³ − 2³ remain.
+            assert_eq!(rows.len(), 56, "{proxy} {activation}: {out}");
+            assert!(rows.iter().all(|(arch, s)| convolutions(arch) > 0 && !s.is_nan()), "{proxy} {activation}: {out}");
+            let distinct: std::collections::HashSet<u64> = rows.iter().map(|r| r.1.to_bits()).collect();
+            assert!(distinct.len() > 10, "{proxy} {activation}: the scores tell architectures apart: {out}");
+        }
+    }
+}

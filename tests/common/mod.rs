@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 
 use std::{
+    fs,
     io::Read,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
@@ -93,3 +94,27 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("cannot create temp dir");
     dir
 }
+
+/// CIFAR-10's classes in label order (also the alphabetical order of ImageFolder class folders).
+pub const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+
+/// Copies the first `train` and `test` images of every class of ../shared's CIFAR-10 JPEG tree.
+pub fn jpeg_subset(root: &Path, train: usize, test: usize) -> PathBuf {
+    let source = shared_dir().join("data/cifar10-jpeg");
+    for (part, count) in [("train", train), ("test", test)] {
+        for class in CLASSES {
+            let mut files: Vec<PathBuf> = fs::read_dir(source.join(part).join(class))
+                .unwrap_or_else(|e| panic!("{}: {e}", source.display()))
+                .map(|e| e.unwrap().path())
+                .collect();
+            files.sort();
+            let to = root.join(part).join(class);
+            fs::create_dir_all(&to).unwrap();
+            for file in &files[..count] {
+                fs::copy(file, to.join(file.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    root.to_path_buf()
+}
+

@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 use fewshot_core::{
-    data::{load_splits, Dataset},
+    data::{load_splits, DataConfig, Dataset},
     engine::{
         backend::{run_on, BackendJob, EngineBackend},
         supernet::{NormMode, SupernetLayout},
@@ -123,7 +123,9 @@ pub fn score(
         let layout = SupernetLayout::new(plan.supernet_graph(), plan.slots(), config.proxy.channel_divisor, NormMode::Plain)
             .map_err(|e| anyhow!("cannot build the scored networks at channel divisor {}: {e}", config.proxy.channel_divisor))?;
         let layout = Arc::new(layout);
-        let splits = load_splits(&config.data_config(), layout.input_dims(), layout.classes()).map_err(anyhow::Error::msg)?;
+        // The batch comes from the training half; no validation or test subset is needed.
+        let data = DataConfig { valid_images: None, test_images: None, ..config.data_config() };
+        let splits = load_splits(&data, layout.input_dims(), layout.classes()).map_err(anyhow::Error::msg)?;
         if archs.len() > missing.len() {
             eprintln!("scoring {} architectures with {proxy} ({} already done)", missing.len(), archs.len() - missing.len());
         }

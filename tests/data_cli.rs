@@ -16,7 +16,7 @@ use common::{fewshot, jpeg_subset, run, temp_dir, workspace_root, CLASSES};
 const RECORD: usize = 1 + 3 * 32 * 32;
 
 /// Options of a tiny training on a one-cell-per-stage NB201 network.
-const TINY: &[&str] = &["--space", "nb201:N=1", "--epochs", "1", "--batch", "16", "--population", "4", "--generations", "1"];
+const TINY: &[&str] = &["--space", "nb201:N=1", "--epochs", "1", "--batch", "16", "--population", "4", "--generations", "1", "--estimator", "supernet"];
 
 /// `fewshot` decoding into the cache folder `cache`.
 fn fewshot_cached(cache: &Path) -> Command {

@@ -12,6 +12,8 @@ use common::{fewshot, run, shared_dir, temp_dir};
 
 /// Options that make every stage take a second or two.
 const TINY: &[&str] = &[
+    "--estimator",
+    "supernet",
     "--space",
     "nb201:N=1",
     "--set",

@@ -510,6 +510,7 @@ fn with_faulty() -> Command {
 const TINY: &[&str] = &[
     "--set", "data.builtin_train=128", "--set", "data.builtin_test=64", "--valid-images", "32", "--test-images", "32",
     "--batch", "16", "--set", "eval.batch_size=16", "--population", "4", "--generations", "1", "--epochs", "1",
+    "--estimator", "supernet",
 ];
 
 /// A trained tiny NB201 run directory, made once.

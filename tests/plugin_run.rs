@@ -80,7 +80,7 @@ fn a_run_on_a_library_space_with_a_library_sampler() {
     cmd.arg("run")
         .args(["--space", "act-chain:layers=3,C=8", "--sampler", "round-robin", "--epochs", "2", "--batch", "16"])
         .args(["--set", "data.builtin_train=128", "--set", "data.builtin_test=64", "--valid-images", "32", "--test-images", "32"])
-        .args(["--set", "eval.batch_size=16", "--population", "4", "--generations", "1", "--out"])
+        .args(["--set", "eval.batch_size=16", "--population", "4", "--generations", "1", "--estimator", "supernet", "--out"])
         .arg(&dir);
     let out = succeeds(&mut cmd);
     let config = fs::read_to_string(dir.join("config.toml")).unwrap();

@@ -43,6 +43,9 @@ pub mod defaults {
     pub const SEED: u64 = 0;
     /// `rank.truth_column`.
     pub const TRUTH_COLUMN: &str = "c10_test_acc";
+    /// `eval.estimator`: the best ranking measured within a few CPU minutes
+    /// (docs/study/README.md); `supernet` is the EFS-NAS protocol.
+    pub const ESTIMATOR: &str = "naswot+synflow";
 }
 
 /// Which images accuracies are estimated on.
@@ -366,7 +369,7 @@ impl Default for TrainSection {
 
 impl Default for EvalSection {
     fn default() -> Self {
-        EvalSection { batch_size: 250, bn_recalibrate: 0, estimator: Estimator::supernet() }
+        EvalSection { batch_size: 250, bn_recalibrate: 0, estimator: defaults::ESTIMATOR.parse().expect("the default estimator parses") }
     }
 }
 

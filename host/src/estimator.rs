@@ -54,12 +54,6 @@ impl Estimator {
     }
 }
 
-impl Default for Estimator {
-    fn default() -> Self {
-        Estimator::supernet()
-    }
-}
-
 impl fmt::Display for Estimator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.terms.iter().map(Term::name).collect();

@@ -4,41 +4,55 @@
 //! Every parameter of the subnet is replaced by its absolute value, BatchNorm is left out (the
 //! reference scores a copy of the network without it), and a single all-ones image runs through;
 //! with `R` the sum of the logits, the score is `Σ θ · ∂R/∂θ` over the convolution and linear
-//! weights. The products of absolute weights along deep paths leave `f32`'s range (NB201's
-//! reach about 1e40), so synflow computes in double precision on the CPU
-//! ([`DoubleBackend`], the generic kernels), whatever the device; one image keeps that cheap.
+//! weights. The products of absolute weights along deep paths grow fast (NB201's scores reach
+//! about 1e36, near `f32`'s limit of 3e38; deeper spaces pass it), so the score is computed in
+//! `f32` on the scorer's backend and, when anything on the way is not finite, again in double
+//! precision on the CPU ([`DoubleBackend`], the generic kernels). One image keeps both cheap.
 
 use burn::{
     backend::Autodiff,
-    tensor::{Tensor, TensorData},
+    tensor::{backend::Backend, Tensor, TensorData},
 };
 
 use super::Scorer;
 use crate::engine::{
     backend::{DoubleBackend, EngineBackend},
+    kernels::SupernetOps,
     supernet::{forward, BnStats, ParamRole},
 };
 
-type D = Autodiff<DoubleBackend>;
-
 /// The SynFlow score of `arch`.
 pub(super) fn score<B: EngineBackend>(scorer: &Scorer<B>, arch: &[u32]) -> f64 {
+    let fast = flow::<Autodiff<B>>(scorer, arch, &scorer.images.device());
+    if fast.is_finite() {
+        fast
+    } else {
+        flow::<Autodiff<DoubleBackend>>(scorer, arch, &Default::default())
+    }
+}
+
+/// The synaptic flow of `arch` computed on the autodiff backend `A` (non-finite when a value
+/// on the way overflowed).
+fn flow<A: SupernetOps + burn::tensor::backend::AutodiffBackend>(
+    scorer: &Scorer<impl EngineBackend>,
+    arch: &[u32],
+    device: &A::Device,
+) -> f64 {
     let layout = &scorer.layout;
-    let device = Default::default();
     let used = layout.used_params(arch);
-    let leaves: Vec<Option<Tensor<D, 1>>> = scorer
+    let leaves: Vec<Option<Tensor<A, 1>>> = scorer
         .host
         .iter()
         .zip(&used)
         .map(|(values, &used)| {
             used.then(|| {
-                let abs: Vec<f64> = values.iter().map(|v| f64::from(v.abs())).collect();
-                Tensor::<D, 1>::from_data(TensorData::new(abs, [values.len()]), &device).require_grad()
+                let abs: Vec<f32> = values.iter().map(|v| v.abs()).collect();
+                Tensor::<A, 1>::from_data(TensorData::new(abs, [values.len()]), device).require_grad()
             })
         })
         .collect();
     let [c, h, w] = layout.input_dims();
-    let ones = Tensor::<D, 4>::ones([c, 1, h, w], &device);
+    let ones = Tensor::<A, 4>::ones([c, 1, h, w], device);
     let logits = forward(layout, ones, arch, |id| leaves[id].clone().expect("forward reads used parameters only"), &mut BnStats::Off);
     let grads = logits.sum().backward();
     let mut total = 0.0;
@@ -48,8 +62,13 @@ pub(super) fn score<B: EngineBackend>(scorer: &Scorer<B>, arch: &[u32]) -> f64 {
         };
         if let Some(g) = leaf.grad(&grads) {
             let product = (leaf.clone().inner() * g).sum();
-            total += product.into_data().convert::<f64>().into_vec::<f64>().expect("a float")[0];
+            total += first_value::<A::InnerBackend>(product);
         }
     }
     total
+}
+
+/// The single value of a one-element tensor, as `f64`.
+fn first_value<B: Backend>(t: Tensor<B, 1>) -> f64 {
+    t.into_data().convert::<f64>().into_vec::<f64>().expect("a float tensor")[0]
 }

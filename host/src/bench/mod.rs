@@ -1,5 +1,6 @@
-//! Speed benchmarks of the pipeline's stages: planning and drawing ([`plan`]) and the SBS
-//! training step ([`step`]).
+//! Speed benchmarks of the pipeline's stages: planning and drawing ([`plan`]), the SBS
+//! training step ([`step`]) and zero-cost proxies ([`score`]).
 
 pub mod plan;
+pub mod score;
 pub mod step;

@@ -1,14 +1,15 @@
-//! `fewshot bench`: speed benchmarks of the pipeline's stages — `plan` (planning and drawing)
-//! and `step` (the SBS training step against the PyTorch yardstick).
+//! `fewshot bench`: speed benchmarks of the pipeline's stages — `plan` (planning and drawing),
+//! `step` (the SBS training step against the PyTorch yardstick) and `score` (zero-cost proxies
+//! against `bench/torch_score.py`).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use fewshot_core::engine::backend::Device;
+use fewshot_core::{engine::backend::Device, proxy::Proxy};
 
 use crate::{
-    bench::{plan, step},
+    bench::{plan, score, step},
     cli::Format,
     io::{output::print, table::render},
     plugin_host::registry::Registry,
@@ -30,6 +31,44 @@ pub enum BenchCommand {
     /// Time the SBS training step of the reference workload (K NB201 supernets, one subnet per
     /// supernet per step, losses summed, one SGD update) and print the median ms/step.
     Step(StepArgs),
+    /// Architectures per second of each zero-cost proxy on a list of architectures (the
+    /// workload of `bench/torch_score.py`).
+    Score(BenchScoreArgs),
+}
+
+/// Arguments of `fewshot bench score`.
+#[derive(Args, Debug)]
+pub struct BenchScoreArgs {
+    /// Proxies to time, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "naswot,az,synflow,snip")]
+    proxy: Vec<Proxy>,
+    /// Architectures: one per line, or a CSV with an `arch` column.
+    #[arg(long, value_name = "FILE")]
+    archs: PathBuf,
+    /// Only the first N architectures of the list.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Search space spec.
+    #[arg(long, default_value = "nb201")]
+    space: String,
+    /// Images (an ImageFolder tree or CIFAR-10 binary folder; default: built-in images).
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// Images in the scoring batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Channel divisor of the scored networks.
+    #[arg(long, default_value_t = 1.0)]
+    channel_divisor: f64,
+    /// Compute device: cpu, reference, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the weights and the batch.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 /// Arguments of `fewshot bench plan`.
@@ -118,6 +157,21 @@ pub fn run(args: &BenchArgs, registry: &Registry) -> Result<()> {
             }
         }
         BenchCommand::Step(a) => step::run(&a.workload(), registry)?,
+        BenchCommand::Score(a) => score::run(
+            &score::ScoreWorkload {
+                proxies: a.proxy.clone(),
+                space: a.space.clone(),
+                archs: a.archs.clone(),
+                limit: a.limit,
+                data: a.data.clone(),
+                batch: a.batch,
+                channel_divisor: a.channel_divisor,
+                device: a.device,
+                threads: a.threads,
+                seed: a.seed,
+            },
+            registry,
+        )?,
     };
     Ok(print(&text)?)
 }

@@ -6,6 +6,7 @@ use std::{
     collections::HashMap,
     path::{Path, PathBuf},
     sync::Arc,
+    time::Instant,
 };
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -72,6 +73,9 @@ pub struct Scored {
     pub values: Vec<Vec<f64>>,
     /// The score per architecture.
     pub scores: Vec<f64>,
+    /// Seconds spent scoring the architectures not already stored (after the network was
+    /// built and the batch loaded).
+    pub seconds: f64,
 }
 
 impl Scored {
@@ -117,6 +121,7 @@ pub fn score(
         Some(path) => read_store(path, &settings)?,
         None => HashMap::new(),
     };
+    let mut seconds = 0.0;
     let mut missing: Vec<usize> = (0..archs.len()).filter(|&i| !known.contains_key(&texts[i])).collect();
     missing.dedup_by_key(|i| texts[*i].clone());
     if !missing.is_empty() {
@@ -144,11 +149,11 @@ pub fn score(
                 }
             },
         };
-        run_on(config.device, job).map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))?;
+        seconds = run_on(config.device, job).map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))?;
     }
     let values: Vec<Vec<f64>> = texts.iter().map(|t| known[t].clone()).collect();
     let scores = scores(proxy, &values);
-    let scored = Scored { proxy, archs: texts, values, scores };
+    let scored = Scored { proxy, archs: texts, values, scores, seconds };
     if let Some(path) = store {
         // The finished file: the architectures asked for, in that order.
         let (headers, rows) = scored.csv_rows();
@@ -222,7 +227,8 @@ fn write_store(path: &Path, settings: &ScoreSettings, known: &HashMap<String, Ve
     let mut archs: Vec<&String> = known.keys().collect();
     archs.sort();
     let values: Vec<Vec<f64>> = archs.iter().map(|a| known[*a].clone()).collect();
-    let scored = Scored { proxy, archs: archs.into_iter().cloned().collect(), scores: scores(proxy, &values), values };
+    let archs = archs.into_iter().cloned().collect();
+    let scored = Scored { proxy, archs, scores: scores(proxy, &values), values, seconds: 0.0 };
     let (headers, rows) = scored.csv_rows();
     let json = serde_json::to_string_pretty(settings)?;
     write_atomic(&settings_path(path), json.as_bytes()).with_context(|| format!("cannot write {}", settings_path(path).display()))?;
@@ -245,22 +251,26 @@ impl<S> BackendJob for ScoreJob<S>
 where
     S: FnMut(&[(String, Vec<f64>)]) -> Result<(), String>,
 {
-    type Output = Result<(), String>;
+    type Output = Result<f64, String>;
 
-    fn run<B: EngineBackend>(mut self, device: B::Device) -> Result<(), String> {
+    /// Scores every architecture; returns the seconds the scoring took.
+    fn run<B: EngineBackend>(mut self, device: B::Device) -> Result<f64, String> {
         let scorer = Scorer::<B>::new(self.proxy, self.layout, &self.images, self.config, &device).map_err(|e| e.to_string())?;
         let bars = Bars::new();
         let progress: &dyn Progress = if self.progress { &bars } else { &NoProgress };
         progress.start(Job::Scoring { proxy: self.proxy.name() }, self.todo.len() as u64);
+        let start = Instant::now();
+        let mut scoring = 0.0;
         for chunk in self.todo.chunks(CHUNK) {
             let done: Vec<(String, Vec<f64>)> = chunk
                 .par_iter()
                 .map(|(text, arch)| scorer.measure(arch).map(|v| (text.clone(), v)).map_err(|e| format!("{text}: {e}")))
                 .collect::<Result<_, String>>()?;
+            scoring = start.elapsed().as_secs_f64();
             (self.sink)(&done)?;
             progress.advance(done.len() as u64);
         }
         progress.finish();
-        Ok(())
+        Ok(scoring)
     }
 }

@@ -147,10 +147,14 @@ fn settings(c: &RunConfig) -> Vec<(String, String)> {
         ),
         (
             "training".to_string(),
-            format!(
-                "{} epochs, batch {}, channel divisor {}, lr {} ({} cosine to {}), momentum {}, weight decay {}",
-                c.train.epochs, c.train.batch_size, c.train.channel_divisor, c.train.lr, c.train.schedule, c.train.lr_min, c.train.momentum, c.train.weight_decay
-            ),
+            if c.eval.estimator.needs_supernets() {
+                format!(
+                    "{} epochs, batch {}, channel divisor {}, lr {} ({} cosine to {}), momentum {}, weight decay {}",
+                    c.train.epochs, c.train.batch_size, c.train.channel_divisor, c.train.lr, c.train.schedule, c.train.lr_min, c.train.momentum, c.train.weight_decay
+                )
+            } else {
+                "none (the estimator is training-free)".to_string()
+            },
         ),
         (
             "search".to_string(),

@@ -195,9 +195,40 @@ pub const REFERENCE_ARCHS: usize = 100;
 struct EstimatorFitness<'a> {
     run: &'a Run,
     eval: Option<&'a dyn EvaluatorDyn>,
-    /// Per term: the sorted reference values of each of its columns, and its sorted reference
-    /// term scores (empty where no reference is needed).
-    reference: Vec<(Vec<Vec<f64>>, Vec<f64>)>,
+    /// Per term, where a reference is needed (else empty).
+    reference: Vec<TermReference>,
+}
+
+/// One term's values on the reference sample.
+struct TermReference {
+    /// Each column's values, sorted.
+    columns: Vec<Vec<f64>>,
+    /// The term's scores, sorted.
+    scores: Vec<f64>,
+    /// Each column's mean and standard deviation over its finite values.
+    moments: Vec<(f64, f64)>,
+}
+
+/// Weight of the tie-breaker: the sum of the columns' z-scores against the reference. Distinct
+/// sums of log-ranks differ by at least ln(101/100.5) ≈ 0.005, so it only orders candidates
+/// whose log-ranks tie — e.g. several better than every reference architecture.
+const TIE_BREAK: f64 = 1e-9;
+
+/// The mean and standard deviation of the finite values.
+fn moments(values: &[f64]) -> (f64, f64) {
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let n = finite.len().max(1) as f64;
+    let mean = finite.iter().sum::<f64>() / n;
+    let var = finite.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
+/// A value's z-score, bounded to ±1000 (−1000 for a value that is not finite).
+fn z_score(value: f64, (mean, sd): (f64, f64)) -> f64 {
+    if !value.is_finite() || sd == 0.0 {
+        return if value.is_finite() { 0.0 } else { -1000.0 };
+    }
+    ((value - mean) / sd).clamp(-1000.0, 1000.0)
 }
 
 impl<'a> EstimatorFitness<'a> {
@@ -213,7 +244,8 @@ impl<'a> EstimatorFitness<'a> {
                 sorted.iter_mut().for_each(|c| c.sort_by(f64::total_cmp));
                 let mut scores: Vec<f64> = (0..sample.len()).map(|i| term_score(&sorted, &columns, i)).collect();
                 scores.sort_by(f64::total_cmp);
-                fitness.reference.push((sorted, scores));
+                let moments = columns.iter().map(|c| moments(c)).collect();
+                fitness.reference.push(TermReference { columns: sorted, scores, moments });
             }
         }
         Ok(fitness)
@@ -293,15 +325,20 @@ impl Fitness for EstimatorFitness<'_> {
         Ok((0..archs.len())
             .map(|i| {
                 let scores = raw.iter().enumerate().map(|(t, columns)| {
-                    let sorted = self.reference.get(t).map_or(&[][..], |r| &r.0[..]);
+                    let sorted = self.reference.get(t).map_or(&[][..], |r| &r.columns[..]);
                     let score = term_score(sorted, columns, i);
                     (t, score)
                 });
-                let fitness: f64 = if single {
+                let mut fitness: f64 = if single {
                     scores.map(|(_, s)| s).sum()
                 } else {
-                    scores.map(|(t, s)| log_quantile(&self.reference[t].1, s)).sum()
+                    scores.map(|(t, s)| log_quantile(&self.reference[t].scores, s)).sum()
                 };
+                for (columns, reference) in raw.iter().zip(&self.reference) {
+                    for (column, &m) in columns.iter().zip(&reference.moments) {
+                        fitness += TIE_BREAK * z_score(column[i], m);
+                    }
+                }
                 // A network the proxy cannot score (−inf, NaN) ranks last; the search keeps
                 // finite fitness only.
                 if fitness.is_finite() {

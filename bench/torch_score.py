@@ -23,6 +23,7 @@ Proxies:
           -s - 1/(s+1e-6) + 2, s = top singular value of G_in^T G_out / (B*Ho*Wo) with Rademacher g_out
           (-inf if g_in == g_out); complexity = MACs of convs + linear (millions). NaN -> -inf.
           score = sum over the 4 components of log(rank/n), average ranks ascending over the file.
+          Input: standard-normal noise of the batch's shape, as the AZ-NAS code (torch.randn).
           Covariances and eigenvalues in float64 (float32 gives spurious negative eigenvalues, NaN);
           the Rademacher draws use a generator reseeded with `seed` for every architecture.
   synflow (Tanaka et al. 2020): BN removed, float64, |params|, input ones[1,3,R,R], R = sum(logits);
@@ -296,6 +297,9 @@ def main():
     archs = archs[: a.limit] if a.limit is not None else archs
     parsed = [parse_arch(s) for s in archs]
     x, y = load_batch(a.data, a.batch, a.resolution, a.seed)
+    if a.proxy == "az":
+        # The AZ-NAS code scores NB201 on standard-normal noise, not on images.
+        x = torch.randn(x.shape, generator=torch.Generator().manual_seed(a.seed))
 
     torch.manual_seed(a.seed)
     net = Supernet(a.channels, a.cells)

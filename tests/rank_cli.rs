@@ -147,8 +147,8 @@ fn bad_input_is_a_clear_error_with_exit_code_2() {
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--pred".into(), write(&dir, "p1.csv", "arch,accuracy\na1,1\nzz,2\nyy,3\n")], "2 of 3 architectures in"),
         (vec!["--pred".into(), write(&dir, "p2.csv", "arch,accuracy\na1,1\na2,2\na1,3\n")], "line 4: architecture 'a1' appears again (first on line 2)"),
-        (vec!["--pred".into(), write(&dir, "p3.csv", "arch,accuracy\na1,1\na2,high\n")], "line 3: column 'accuracy' is not a finite number: 'high'"),
-        (vec!["--pred".into(), write(&dir, "p4.csv", "arch,accuracy\na1,NaN\n")], "is not a finite number: 'NaN'"),
+        (vec!["--pred".into(), write(&dir, "p3.csv", "arch,accuracy\na1,1\na2,high\n")], "line 3: column 'accuracy' is not a number: 'high'"),
+        (vec!["--pred".into(), write(&dir, "p4.csv", "arch,accuracy\na1,NaN\n")], "is not a number: 'NaN'"),
         (vec!["--pred".into(), write(&dir, "p5.csv", "arch,acc\na1,1\n")], "no column 'accuracy' (columns: arch, acc)"),
         (vec!["--pred".into(), write(&dir, "p6.csv", "arch,accuracy\n")], "no predictions"),
         (vec!["--pred".into(), write(&dir, "p7.csv", "arch,accuracy\na1,1,extra\n")], "not a valid CSV file"),

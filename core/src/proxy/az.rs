@@ -1,7 +1,8 @@
 //! AZ-NAS (Lee & Ham, "AZ-NAS: Assembling Zero-Cost Proxies for Network Architecture Search",
 //! CVPR 2024), after its public code.
 //!
-//! Weights are kaiming-normal (fan-in), BatchNorm uses batch statistics. The features are the
+//! Weights are kaiming-normal (fan-in), BatchNorm uses batch statistics, and the input is a
+//! batch of standard-normal noise (the reference scores NB201 on `torch.randn` inputs). The features are the
 //! values of the space's block outputs ([`SupernetLayout::block_outputs`](crate::engine::supernet::SupernetLayout::block_outputs):
 //! for NB201 the stem, every cell and both residual blocks, as in the reference).
 //! - **Expressivity** of a feature map `[C, N, H, W]`: the entropy `−Σ p log(p + 1e-8)` of the

@@ -23,27 +23,20 @@ pub fn symmetric_eigenvalues(a: &[f64], n: usize) -> Vec<f64> {
 /// largest eigenvalue of its smaller Gram matrix.
 pub fn largest_singular_value(m: &[f64], rows: usize, cols: usize) -> f64 {
     assert_eq!(m.len(), rows * cols, "a rows × cols matrix");
-    let (n, gram) = if rows <= cols {
-        let mut g = vec![0.0; rows * rows];
-        for i in 0..rows {
-            for j in 0..=i {
-                let dot: f64 = (0..cols).map(|k| m[i * cols + k] * m[j * cols + k]).sum();
-                g[i * rows + j] = dot;
-                g[j * rows + i] = dot;
-            }
-        }
-        (rows, g)
+    // The Gram matrix of the shorter side: of the rows, or of the rows of the transpose.
+    let (n, len, at): (usize, usize, Box<dyn Fn(usize, usize) -> f64>) = if rows <= cols {
+        (rows, cols, Box::new(|i, k| m[i * cols + k]))
     } else {
-        let mut g = vec![0.0; cols * cols];
-        for i in 0..cols {
-            for j in 0..=i {
-                let dot: f64 = (0..rows).map(|k| m[k * cols + i] * m[k * cols + j]).sum();
-                g[i * cols + j] = dot;
-                g[j * cols + i] = dot;
-            }
-        }
-        (cols, g)
+        (cols, rows, Box::new(|i, k| m[k * cols + i]))
     };
+    let mut gram = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let dot: f64 = (0..len).map(|k| at(i, k) * at(j, k)).sum();
+            gram[i * n + j] = dot;
+            gram[j * n + i] = dot;
+        }
+    }
     symmetric_eigenvalues(&gram, n).last().copied().unwrap_or(0.0).max(0.0).sqrt()
 }
 

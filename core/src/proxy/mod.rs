@@ -1,8 +1,9 @@
 //! Zero-cost proxies: scores of randomly initialised subnets that predict how well they train.
 //!
 //! A [`Scorer`] holds one randomly initialised supernet of a space (seeded, at the channel
-//! divisor asked for, full width by default) and one fixed batch of training images (the first
-//! `batch` of the dataset's seeded class-mixed order, no augmentation, normalised). Every
+//! divisor asked for, full width by default) and one fixed batch: the first `batch` training
+//! images of the dataset's seeded class-mixed order (no augmentation, normalised), or for AZ-NAS,
+//! as its code does, standard-normal noise of that shape ([`Proxy::input`]). Every
 //! architecture is scored as a subnet of that supernet, so two architectures that share an op
 //! share its initial weights, and an architecture's score depends on nothing but the seed —
 //! not on the order or the company it is scored in. Every proxy runs through the engine's
@@ -35,6 +36,7 @@ use crate::{
     },
     metrics::average_ranks,
     space::{cost::CostModel, SpaceError},
+    util::rng::Rng,
 };
 
 pub use linalg::{largest_singular_value, log_abs_det, symmetric_eigenvalues};
@@ -76,6 +78,16 @@ impl Proxy {
         }
     }
 
+    /// What the proxy's reference feeds the network: real training images, or (AZ-NAS) a batch
+    /// of standard-normal noise of the same shape. (SynFlow replaces either by one all-ones
+    /// image.)
+    pub fn input(&self) -> ProxyInput {
+        match self {
+            Proxy::Az => ProxyInput::Gaussian,
+            Proxy::Naswot | Proxy::Synflow | Proxy::Snip => ProxyInput::Images,
+        }
+    }
+
     /// How the proxy's reference initialises the weights.
     pub fn init(&self) -> Init {
         match self {
@@ -83,6 +95,16 @@ impl Proxy {
             Proxy::Naswot | Proxy::Synflow | Proxy::Snip => Init::PyTorch,
         }
     }
+}
+
+/// The batch a proxy scores on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyInput {
+    /// The first images of the training half's seeded class-mixed order, normalised.
+    Images,
+    /// Standard-normal noise of the images' shape, drawn from the seed (the AZ-NAS code scores
+    /// NB201 on `torch.randn` inputs).
+    Gaussian,
 }
 
 impl fmt::Display for Proxy {
@@ -192,9 +214,13 @@ impl<B: EngineBackend> Scorer<B> {
         }
         let mut order = data.mixed_order(config.seed);
         order.truncate(config.batch);
-        let batch = make_batch(data, &order, None);
+        let mut batch = make_batch(data, &order, None);
         if let Some(&label) = batch.labels.iter().find(|&&l| l as usize >= layout.classes()) {
             return Err(ProxyError::Label { label, classes: layout.classes() });
+        }
+        if proxy.input() == ProxyInput::Gaussian {
+            let mut rng = Rng::stream(config.seed, "proxy:gaussian");
+            batch.pixels.iter_mut().for_each(|p| *p = rng.normal() as f32);
         }
         let images = Tensor::from_data(TensorData::new(batch.pixels, batch.dims), device);
         let mut host = init_params_with(&layout, 1, config.seed, proxy.init());

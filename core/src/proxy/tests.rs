@@ -7,7 +7,7 @@ use crate::{
     data::{CIFAR_MEAN, CIFAR_STD},
     engine::{
         backend::CpuBackend,
-        supernet::{tests::depthwise_space, NormMode},
+        supernet::{tensor_to_vec, tests::depthwise_space, NormMode},
     },
     util::rng::Rng,
 };
@@ -145,12 +145,14 @@ fn az_components_match_a_hand_computation() {
     let s = scorer(Proxy::Az, &graph, &[], &data, 6);
     assert_eq!(s.blocks.len(), 2, "blocks a and b");
     let got = s.measure(&[]).unwrap();
-    // Features: the normalised pixels (a) and their ReLU (b), one row per (image, position).
+    // Features: the input (a) — AZ-NAS scores standard-normal noise — and its ReLU (b), one row
+    // per (image, position).
+    let noise = tensor_to_vec(s.images.clone());
+    assert!(noise.iter().any(|&v| v < 0.0), "noise, not normalised pixels");
+    // CNHW [2, 6, 1, 2]: channel c of image i at position p is noise[c·12 + i·2 + p].
     let positions: Vec<[f64; 2]> = (0..6)
-        .flat_map(|i| {
-            let img = data.image(i).to_vec();
-            (0..2).map(move |p| [normalised(img[p], 0), normalised(img[2 + p], 1)])
-        })
+        .flat_map(|i| (0..2).map(move |p| [i * 2 + p, 12 + i * 2 + p]))
+        .map(|[a, b]| [noise[a] as f64, noise[b] as f64])
         .collect();
     let relu: Vec<[f64; 2]> = positions.iter().map(|v| v.map(|t| t.max(0.0))).collect();
     let (ea, eb) = (entropy_2x2(&positions), entropy_2x2(&relu));

@@ -3,36 +3,26 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{bail, Context, Result};
-use clap::{ArgGroup, Args};
+use clap::Args;
 use fewshot_core::util::files::write_atomic;
 
 use crate::{
+    cli::arch_args::ArchArgs,
     config::EvalSplit,
     io::{csv::estimates_csv, output::print},
     plugin_host::registry::Registry,
     run_dir::RunDir,
-    stages::{
-        eval::{all_architectures, evaluate, listed_architectures},
-        Run,
-    },
+    stages::{eval::evaluate, Run},
 };
 
 /// Arguments of `fewshot eval`.
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("which").required(true).args(["arch", "archs", "all"])))]
 pub struct EvalArgs {
     /// Run directory of a trained run.
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
-    /// One architecture, in the space's text form.
-    #[arg(long, value_name = "TEXT")]
-    pub arch: Option<String>,
-    /// A file of architectures: one per line, or a CSV with an `arch` column.
-    #[arg(long, value_name = "FILE")]
-    pub archs: Option<PathBuf>,
-    /// Every architecture of the space (spaces of up to a million architectures).
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub which: ArchArgs,
     /// Images to evaluate on: the validation half or the test set.
     #[arg(long, value_enum, default_value_t = EvalSplit::Valid, hide_possible_values = true)]
     pub split: EvalSplit,
@@ -59,11 +49,7 @@ pub fn run(args: &EvalArgs, registry: Arc<Registry>) -> Result<()> {
         }
         run.config.eval.batch_size = n;
     }
-    let archs = match (&args.arch, &args.archs) {
-        (Some(text), _) => vec![run.parse(text)?],
-        (None, Some(path)) => listed_architectures(path, |text| run.parse(text))?,
-        (None, None) => all_architectures(&run.plan)?,
-    };
+    let archs = args.which.select(&run.plan, |text| run.parse(text))?;
     let estimates = evaluate(&run, &archs, args.split, archs.len() > 1)?;
     let rows = estimates.iter().map(|e| Ok((run.text(&e.arch)?, e.subspace, e.accuracy))).collect::<Result<Vec<_>>>()?;
     let csv = estimates_csv(&rows)?;

@@ -10,18 +10,15 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{builder::PossibleValuesParser, builder::TypedValueParser, ArgGroup, Args};
+use clap::{builder::PossibleValuesParser, builder::TypedValueParser, Args};
 use fewshot_core::{engine::backend::Device, proxy::Proxy};
 
 use crate::{
+    cli::arch_args::ArchArgs,
     config::RunConfig,
     io::{csv, output::print},
     plugin_host::registry::Registry,
-    stages::{
-        eval::{all_architectures, listed_architectures},
-        plan::plan,
-        score::score,
-    },
+    stages::{plan::plan, score::score},
 };
 
 /// The `--proxy` values, listed by `--help`.
@@ -31,20 +28,12 @@ fn proxy_parser() -> impl TypedValueParser<Value = Proxy> {
 
 /// Arguments of `fewshot score`.
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("which").required(true).args(["arch", "archs", "all"])))]
 pub struct ScoreArgs {
     /// The proxy.
     #[arg(long, value_parser = proxy_parser())]
     pub proxy: Proxy,
-    /// One architecture, in the space's text form.
-    #[arg(long, value_name = "TEXT")]
-    pub arch: Option<String>,
-    /// A file of architectures: one per line, or a CSV with an `arch` column.
-    #[arg(long, value_name = "FILE")]
-    pub archs: Option<PathBuf>,
-    /// Every architecture of the space (spaces of up to a million architectures).
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub which: ArchArgs,
     /// Images in the scoring batch [default: 64].
     #[arg(long, value_name = "N")]
     pub batch: Option<usize>,
@@ -112,12 +101,7 @@ impl ScoreArgs {
 pub fn run(args: &ScoreArgs, registry: &Registry) -> Result<()> {
     let config = args.config()?;
     let plan = plan(&config, registry)?;
-    let parse = |text: &str| plan.parse(text).map_err(|e| anyhow::anyhow!("{e}"));
-    let archs = match (&args.arch, &args.archs) {
-        (Some(text), _) => vec![parse(text)?],
-        (None, Some(path)) => listed_architectures(path, parse)?,
-        (None, None) => all_architectures(&plan)?,
-    };
+    let archs = args.which.select(&plan, |text| plan.parse(text).map_err(|e| anyhow::anyhow!("{e}")))?;
     let scored = score(&config, &plan, args.proxy, &archs, args.output.as_deref(), archs.len() > 1)?;
     let (headers, rows) = scored.csv_rows();
     match &args.output {

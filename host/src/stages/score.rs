@@ -122,8 +122,9 @@ pub fn score(
         None => HashMap::new(),
     };
     let mut seconds = 0.0;
-    let mut missing: Vec<usize> = (0..archs.len()).filter(|&i| !known.contains_key(&texts[i])).collect();
-    missing.dedup_by_key(|i| texts[*i].clone());
+    // Each architecture not stored yet, once.
+    let mut seen = std::collections::HashSet::new();
+    let missing: Vec<usize> = (0..archs.len()).filter(|&i| !known.contains_key(&texts[i]) && seen.insert(&texts[i])).collect();
     if !missing.is_empty() {
         let layout = SupernetLayout::new(plan.supernet_graph(), plan.slots(), config.proxy.channel_divisor, NormMode::Plain)
             .map_err(|e| anyhow!("cannot build the scored networks at channel divisor {}: {e}", config.proxy.channel_divisor))?;

@@ -45,7 +45,7 @@ pub mod defaults {
     pub const TRUTH_COLUMN: &str = "c10_test_acc";
     /// `eval.estimator`: the best ranking measured within a few CPU minutes
     /// (docs/study/README.md); `supernet` is the EFS-NAS protocol.
-    pub const ESTIMATOR: &str = "naswot+synflow";
+    pub const ESTIMATOR: &str = "az+synflow";
 }
 
 /// Which images accuracies are estimated on.

@@ -10,9 +10,9 @@ use fewshot_core::{engine::backend::Device, proxy::Proxy};
 
 use crate::{
     config::RunConfig,
-    io::{csv::read_arch_list, table::render},
+    io::table::render,
     plugin_host::registry::Registry,
-    stages::{plan::plan, score::score},
+    stages::{eval::listed_architectures, plan::plan, score::score},
 };
 
 /// What to score.
@@ -56,12 +56,8 @@ pub fn run(w: &ScoreWorkload, registry: &Registry) -> Result<String> {
     config.proxy.batch = w.batch;
     config.proxy.channel_divisor = w.channel_divisor;
     let plan = plan(&config, registry)?;
-    let mut listed = read_arch_list(&w.archs)?;
-    listed.truncate(w.limit.unwrap_or(usize::MAX));
-    let archs = listed
-        .iter()
-        .map(|(line, text)| plan.parse(text).map_err(|e| anyhow::anyhow!("{} line {line}: {e}", w.archs.display())))
-        .collect::<Result<Vec<_>>>()?;
+    let mut archs = listed_architectures(&w.archs, |text| plan.parse(text).map_err(|e| anyhow::anyhow!("{e}")))?;
+    archs.truncate(w.limit.unwrap_or(usize::MAX));
     let mut rows = Vec::new();
     let mut results = String::new();
     for &proxy in &w.proxies {

@@ -40,6 +40,10 @@ pub struct ScoreSettings {
     pub space: String,
     /// The images: a path, or `builtin`.
     pub data: String,
+    /// Seed of the train/validation halves the batch is drawn from.
+    pub split_seed: u64,
+    /// The stratified subset of the training half, if any (it holds the batch's images).
+    pub train_images: Option<usize>,
     /// Images in the scoring batch.
     pub batch: usize,
     /// Channel divisor of the scored networks (1 = full width).
@@ -55,6 +59,8 @@ impl ScoreSettings {
             proxy: proxy.name().to_string(),
             space: config.space_spec(),
             data: config.data.path.as_ref().map_or_else(|| "builtin".to_string(), |p| p.display().to_string()),
+            split_seed: config.data.split_seed,
+            train_images: config.data.train_images,
             batch: config.proxy.batch,
             channel_divisor: config.proxy.channel_divisor,
             seed: config.seed,
@@ -213,6 +219,8 @@ fn difference(stored: &ScoreSettings, asked: &ScoreSettings) -> String {
         ("proxy", stored.proxy.clone(), asked.proxy.clone()),
         ("space", stored.space.clone(), asked.space.clone()),
         ("data", stored.data.clone(), asked.data.clone()),
+        ("split seed", stored.split_seed.to_string(), asked.split_seed.to_string()),
+        ("training images", format!("{:?}", stored.train_images), format!("{:?}", asked.train_images)),
         ("batch", stored.batch.to_string(), asked.batch.to_string()),
         ("channel divisor", stored.channel_divisor.to_string(), asked.channel_divisor.to_string()),
         ("seed", stored.seed.to_string(), asked.seed.to_string()),

@@ -2,8 +2,11 @@
 # The CPU study of docs/study/README.md: every row in its own resumable run directory under
 # $OUT (default runs/study). Run it from the checkout; run it again to continue where it stopped
 # (a session's processes end with the session; every stage resumes). Keep the machine free of
-# other work while it runs: each row's wall time is part of the result.
-#   docs/study/run.sh [OUT]
+# other work while it runs: each row's wall time is part of the result. With STUDY_LOCK set to a
+# file, each row holds an flock(1) on it while it runs (and its clock starts once the lock is
+# held), so other work that takes the same lock, such as a build, waits between rows instead of
+# slowing one down.
+#   [FEWSHOT=BINARY] [STUDY_LOCK=FILE] docs/study/run.sh [OUT]
 set -euo pipefail
 OUT=${1:-runs/study}
 F=${FEWSHOT:-target/release/fewshot}
@@ -27,16 +30,18 @@ fi
 timed() { # name, command...: runs the command once, appending its wall time to $OUT/times.csv
   local name=$1; shift
   if grep -q "^$name," "$OUT/times.csv" 2>/dev/null; then return; fi
+  if [ -n "${STUDY_LOCK:-}" ]; then exec 9>"$STUDY_LOCK"; flock 9; fi
   local start=$(date +%s.%N)
   "$@" > "$OUT/$name.log" 2>&1
   echo "$name,$(awk "BEGIN { print $(date +%s.%N) - $start }")" >> "$OUT/times.csv"
+  if [ -n "${STUDY_LOCK:-}" ]; then exec 9>&-; fi
 }
 
 # Supernets at reduced fidelity (examples/cpu-protocol.toml), two budgets, three seeds.
 for budget in A B; do
   case $budget in
     A) knobs=(--epochs 10 --train-images 5000) ;;
-    B) knobs=(--epochs 20) ;;
+    B) knobs=(--epochs 10) ;;
   esac
   for seed in 0 1 2; do
     for method in efs fs spos; do
@@ -52,10 +57,27 @@ for budget in A B; do
   done
 done
 
-# Proxies alone on the same 1,000 architectures: full NB201 (C=16, N=5, 32×32) and the reduced
-# space of the supernets (N=1, 16×16).
+# The zero-cost splits of the paper's Table 1 at budget A: FLOPs tertiles (three seeds), and
+# tertiles of NASWOT (the number of linear regions) and of AZ-NAS's expressivity (feature
+# isotropy), each scored over all 15,625 architectures of the supernets' space on a batch of 16
+# (seed 0).
+for seed in 0 1 2; do
+  for split in flops naswot isotropy; do
+    case $split in
+      flops) spec=flops:k=3 ;;
+      naswot) spec=proxy:score=naswot,k=3 ;;
+      isotropy) spec=proxy:score=az.expressivity,k=3 ;;
+    esac
+    [ "$split" != flops ] && [ "$seed" != 0 ] && continue
+    name=split-$split-A-seed$seed
+    timed "$name" "$F" run --config examples/cpu-protocol.toml --splitter "$spec" --sampler sbs --epochs 10 --train-images 5000 \
+      --set proxy.batch=16 --seed "$seed" --truth "$SAMPLE" --rank-archs 0 --out "$OUT/$name"
+  done
+done
+
+# Proxies alone on the same 1,000 architectures, on the supernets' space (N=1, 16×16), then on
+# full NB201 (C=16, N=5, 32×32).
 for proxy in naswot synflow snip az; do
-  timed "$proxy-full" "$F" score --proxy "$proxy" --archs "$SAMPLE" --data "$DATA" --output "$OUT/$proxy-full.csv"
   timed "$proxy-reduced" "$F" score --proxy "$proxy" --space nb201:N=1 --resolution 16 --archs "$SAMPLE" \
     --data "$DATA" --output "$OUT/$proxy-reduced.csv"
 done
@@ -74,4 +96,8 @@ for seed in 0 1 2; do
       [ -d "$copy" ] && timed "$row-$estimator" "$F" run --config "$OUT/$row/config.toml" --estimator "$estimator" --out "$copy"
     done
   done
+done
+
+for proxy in naswot synflow snip az; do
+  timed "$proxy-full" "$F" score --proxy "$proxy" --archs "$SAMPLE" --data "$DATA" --output "$OUT/$proxy-full.csv"
 done

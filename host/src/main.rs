@@ -23,6 +23,7 @@ mod estimator;
 mod io;
 mod plugin_host;
 mod progress;
+mod proxy_split;
 mod report;
 mod run_dir;
 mod stages;

@@ -304,14 +304,46 @@ impl QuantileSplitter {
     }
 }
 
-/// Formats group bounds with the fewest decimals (1 to 6) that keep neighbouring bounds apart.
-fn bounds_text(bounds: &[(f64, f64)]) -> Vec<String> {
-    let digits = (1..=6)
-        .find(|&d| {
-            bounds.windows(2).all(|w| format!("{:.*}", d, w[0].1) != format!("{:.*}", d, w[1].0))
-        })
-        .unwrap_or(6);
-    bounds.iter().map(|(lo, hi)| format!("{lo:.digits$}-{hi:.digits$}M")).collect()
+/// The fewest decimals (1 to 6) that keep neighbouring group bounds apart.
+pub fn bound_digits(bounds: &[(f64, f64)]) -> usize {
+    (1..=6)
+        .find(|&d| bounds.windows(2).all(|w| format!("{:.*}", d, w[0].1) != format!("{:.*}", d, w[1].0)))
+        .unwrap_or(6)
+}
+
+/// Formats group bounds as `lo-hi` with [`bound_digits`] decimals, each followed by `unit`.
+fn bounds_text(bounds: &[(f64, f64)], unit: &str) -> Vec<String> {
+    let digits = bound_digits(bounds);
+    bounds.iter().map(|(lo, hi)| format!("{lo:.digits$}-{hi:.digits$}{unit}")).collect()
+}
+
+/// Cuts a distribution (`(value, weight)` sorted by value, weights positive) into `k` groups of
+/// nearly equal weight: each value goes to the group its cumulative midpoint falls in, so equal
+/// values stay together. Returns each group's smallest and largest value, or `None` when some
+/// group would be empty (too few distinct values for `k`).
+pub fn quantile_bounds(dist: &[(f64, f64)], k: usize) -> Option<Vec<(f64, f64)>> {
+    let total: f64 = dist.iter().map(|d| d.1).sum();
+    if dist.is_empty() || total <= 0.0 || k == 0 {
+        return None;
+    }
+    let mut bounds: Vec<Option<(f64, f64)>> = vec![None; k];
+    let mut before = 0.0;
+    for &(value, weight) in dist {
+        let mid = (before + weight / 2.0) / total;
+        let g = ((mid * k as f64) as usize).min(k - 1);
+        bounds[g] = Some(match bounds[g] {
+            Some((lo, _)) => (lo, value),
+            None => (value, value),
+        });
+        before += weight;
+    }
+    bounds.into_iter().collect()
+}
+
+/// The quantile group of `value` given each group's largest value ([`quantile_bounds`]): the
+/// first group whose largest value it does not exceed, else the last.
+pub fn quantile_group(upper: &[f64], value: f64) -> usize {
+    upper.iter().position(|&u| value <= u).unwrap_or(upper.len().saturating_sub(1))
 }
 
 impl Splitter for QuantileSplitter {
@@ -329,34 +361,20 @@ impl Splitter for QuantileSplitter {
             .filter(|vw| vw.weight > 0.0)
             .map(|vw| (vw.value, vw.weight))
             .collect();
-        let total: f64 = dist.iter().map(|d| d.1).sum();
-        if dist.is_empty() || total <= 0.0 {
+        if dist.is_empty() {
             return Err(format!("{}: the cost distribution is empty", self.cost.name()));
         }
         let k = self.k as usize;
-        // Each value goes to the quantile group its cumulative midpoint falls in.
-        let mut bounds: Vec<Option<(f64, f64)>> = vec![None; k];
-        let mut before = 0.0;
-        for &(value, weight) in &dist {
-            let mid = (before + weight / 2.0) / total;
-            let g = ((mid * k as f64) as usize).min(k - 1);
-            bounds[g] = Some(match bounds[g] {
-                Some((lo, _)) => (lo, value),
-                None => (value, value),
-            });
-            before += weight;
-        }
-        if bounds.iter().any(Option::is_none) {
-            return Err(format!(
+        let bounds = quantile_bounds(&dist, k).ok_or_else(|| {
+            format!(
                 "{}: the cost distribution ({} distinct values) cannot be cut into k={} groups of similar size; use a smaller k",
                 self.cost.name(),
                 dist.len(),
                 k
-            ));
-        }
-        let bounds: Vec<(f64, f64)> = bounds.into_iter().flatten().collect();
+            )
+        })?;
         self.upper = bounds.iter().map(|b| b.1).collect();
-        Ok(bounds_text(&bounds)
+        Ok(bounds_text(&bounds, "M")
             .into_iter()
             .map(|text| label(format!("{} {text}", self.cost.name())))
             .collect())
@@ -370,8 +388,7 @@ impl Splitter for QuantileSplitter {
             CostKind::Flops => metrics.flops_m,
             CostKind::Params => metrics.params_m,
         };
-        let g = self.upper.iter().position(|&u| value <= u).unwrap_or(self.upper.len() - 1);
-        Ok(g as u32)
+        Ok(quantile_group(&self.upper, value) as u32)
     }
 }
 

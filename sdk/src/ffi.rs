@@ -271,7 +271,7 @@ impl PluginEntry {
         build: fn(&Params) -> Result<S, String>,
     ) -> Self {
         Self::new(PluginKind::Splitter, name, description, parameters, build, |s| {
-            AnyPlugin::Splitter(SplitterBox::from_value(SplitterAdapter(s), abi_stable::sabi_trait::TD_Opaque))
+            AnyPlugin::Splitter(splitter_box(s))
         })
     }
 
@@ -291,6 +291,11 @@ impl PluginEntry {
     pub fn kind(&self) -> Option<PluginKind> {
         self.maker.kind().as_enum().ok().copied()
     }
+}
+
+/// A splitter made in this process (not loaded from a library) as the box the plan takes.
+pub fn splitter_box<S: Splitter>(splitter: S) -> SplitterBox {
+    SplitterBox::from_value(SplitterAdapter(splitter), abi_stable::sabi_trait::TD_Opaque)
 }
 
 struct SpaceAdapter<S>(S);

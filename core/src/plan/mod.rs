@@ -13,8 +13,8 @@
 //!   [`SERIES_VALIDATION_LIMIT`] architectures have every one validated (and draws skip the
 //!   rejected ones); above that the plan assumes every architecture is valid and says so
 //!   ([`Plan::assumption`]);
-//! - **estimation** otherwise: a seeded uniform sample of [`ESTIMATE_SAMPLE`] architectures gives
-//!   estimated sizes, and draws are by rejection.
+//! - **estimation** otherwise: a seeded uniform sample of [`ESTIMATE_SAMPLE`] architectures (or
+//!   [`PlanOptions::estimate_sample`]) gives estimated sizes, and draws are by rejection.
 //!
 //! "Trash" architectures (no live input→output path in the counting graph; NB201 has 341) count
 //! in the sizes but are never drawn unless [`PlanOptions::include_trash`] is set.
@@ -58,7 +58,8 @@ pub enum Method {
     Enumeration,
     /// Dynamic programming over per-slot count contributions (exact).
     DynamicProgramming,
-    /// Estimated from a uniform sample of [`ESTIMATE_SAMPLE`] architectures.
+    /// Estimated from a seeded uniform sample of architectures ([`ESTIMATE_SAMPLE`] unless
+    /// [`PlanOptions::estimate_sample`] says otherwise).
     Estimate,
 }
 
@@ -82,6 +83,10 @@ pub struct PlanOptions {
     pub include_trash: bool,
     /// Force a sizing method (`None`: the best that applies).
     pub method: Option<Method>,
+    /// Architectures in the sample of an estimated plan (`None`: [`ESTIMATE_SAMPLE`]). Two
+    /// estimated plans of one space with the same seed and sample size plan over the same
+    /// architectures ([`Plan::planning_archs`]).
+    pub estimate_sample: Option<usize>,
 }
 
 /// One subspace of the plan.
@@ -216,8 +221,8 @@ pub enum PlanError {
     #[error("the space rejects every architecture: {0}")]
     RejectsAll(String),
     /// The space's `validate` rejected the whole estimation sample (its first message).
-    #[error("the space rejected all {ESTIMATE_SAMPLE} sampled architectures: {0}")]
-    RejectsSample(String),
+    #[error("the space rejected all {0} sampled architectures: {1}")]
+    RejectsSample(usize, String),
     /// A planning thread panicked.
     #[error("a planning thread crashed")]
     ThreadCrashed,
@@ -314,6 +319,8 @@ pub struct Plan {
     include_trash: bool,
     index: Index,
     assumption: Option<String>,
+    /// The architectures an estimated plan was sized on (empty otherwise).
+    sample: Vec<Arch>,
 }
 
 impl Plan {
@@ -351,6 +358,7 @@ impl Plan {
             include_trash: opts.include_trash,
             index: Index::Rejection,
             assumption: None,
+            sample: Vec::new(),
         };
         let series_ok = || -> Result<bool, PlanError> {
             Ok(ffi(plan.space.slots_in_series())? && ffi(plan.rule.additive_in_series())? && key == SplitKey::Count)
@@ -444,6 +452,25 @@ impl Plan {
     /// Number of trash architectures (estimated when the plan is not exact).
     pub fn trash(&self) -> u128 {
         self.trash
+    }
+
+    /// The architectures the splitter's partition was planned over: every valid architecture of
+    /// an enumerated plan (odometer order), the seeded sample of an estimated one (valid
+    /// architectures, trash included, in draw order, repeats kept); `None` for a plan by dynamic
+    /// programming, which visits no architecture.
+    pub fn planning_archs(&self) -> Option<Vec<Arch>> {
+        match &self.index {
+            Index::Enumerated { entries, .. } => Some(
+                entries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| e.subspace != INVALID)
+                    .map(|(i, _)| self.decode(i))
+                    .collect(),
+            ),
+            Index::Series { .. } => None,
+            Index::Rejection => Some(self.sample.clone()),
+        }
     }
 
     /// The count DP behind an exact plan of a series space.

@@ -384,10 +384,11 @@ impl Plan {
 
     pub(super) fn estimate(&mut self, opts: PlanOptions) -> Result<(), PlanError> {
         let n = self.radices.len();
+        let draws = opts.estimate_sample.unwrap_or(ESTIMATE_SAMPLE).max(1);
         let mut rng = Rng::stream(opts.seed, "plan-sample");
         let mut sample: Vec<(Arch, u32, Cost, bool)> = Vec::new();
         let mut first_rejection: Option<String> = None;
-        for _ in 0..ESTIMATE_SAMPLE {
+        for _ in 0..draws {
             let arch = Arch::new((0..n).map(|s| rng.below(u64::from(self.radices[s])) as u32).collect());
             if let Some(e) = self.rejection(&arch) {
                 first_rejection.get_or_insert(e);
@@ -399,9 +400,9 @@ impl Plan {
             sample.push((arch, count, cost, trash));
         }
         if sample.is_empty() {
-            return Err(PlanError::RejectsSample(first_rejection.unwrap_or_default()));
+            return Err(PlanError::RejectsSample(draws, first_rejection.unwrap_or_default()));
         }
-        let scale = self.total as f64 / ESTIMATE_SAMPLE as f64;
+        let scale = self.total as f64 / draws as f64;
         let distribution = self.distribution(sample.iter().map(|(_, count, cost, _)| (*count, *cost, scale)));
         self.prepare(Measured { distribution, exact: false }, opts.seed)?;
         let mut totals = vec![SubspaceTotals::default(); self.subspaces.len()];
@@ -418,6 +419,7 @@ impl Plan {
         self.method = Method::Estimate;
         self.finish(&totals);
         self.index = Index::Rejection;
+        self.sample = sample.into_iter().map(|(arch, ..)| arch).collect();
         Ok(())
     }
 }

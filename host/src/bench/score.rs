@@ -55,7 +55,7 @@ pub fn run(w: &ScoreWorkload, registry: &Registry) -> Result<String> {
     config.seed = w.seed;
     config.proxy.batch = w.batch;
     config.proxy.channel_divisor = w.channel_divisor;
-    let plan = plan(&config, registry)?;
+    let plan = plan(&config, registry, None)?;
     let mut archs = listed_architectures(&w.archs, |text| plan.parse(text).map_err(|e| anyhow::anyhow!("{e}")))?;
     archs.truncate(w.limit.unwrap_or(usize::MAX));
     let mut rows = Vec::new();

@@ -41,7 +41,8 @@ pub struct PlanArgs {
     #[arg(long, default_value = defaults::RULE)]
     pub rule: String,
     /// Splitter: `nonlin` (EFS-NAS), `none` (SPOS), `edge-op` (FS-NAS), `flops`, `params`,
-    /// `random`, or `name:key=value,...` (e.g. `flops:k=4`, `edge-op:slot=2`).
+    /// `random`, `proxy` (quantiles of a zero-cost score), or `name:key=value,...` (e.g.
+    /// `flops:k=4`, `edge-op:slot=2`, `proxy:score=naswot,k=3`).
     #[arg(long, default_value = defaults::SPLITTER)]
     pub splitter: String,
     /// Count groups of the `nonlin` splitter, e.g. `0-1,2,3` or `34,36,38,40,42,rest`

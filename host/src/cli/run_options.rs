@@ -35,7 +35,7 @@ pub struct RunOptions {
     #[arg(long, help_heading = "Space and split")]
     pub rule: Option<String>,
     /// Splitter: `nonlin` (EFS-NAS), `none` (SPOS), `edge-op` (FS-NAS), `flops`, `params`,
-    /// `random` (or `name:params`).
+    /// `random`, `proxy:score=NAME` (or `name:params`).
     #[arg(long, help_heading = "Space and split")]
     pub splitter: Option<String>,
     /// Count groups of the `nonlin` splitter, e.g. `0-1,2,3`.

@@ -100,7 +100,7 @@ impl ScoreArgs {
 /// Runs `fewshot score`.
 pub fn run(args: &ScoreArgs, registry: &Registry) -> Result<()> {
     let config = args.config()?;
-    let plan = plan(&config, registry)?;
+    let plan = plan(&config, registry, None)?;
     let archs = args.which.select(&plan, |text| plan.parse(text).map_err(|e| anyhow::anyhow!("{e}")))?;
     let scored = score(&config, &plan, args.proxy, &archs, args.output.as_deref(), archs.len() > 1)?;
     let (headers, rows) = scored.csv_rows();

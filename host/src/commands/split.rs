@@ -30,12 +30,22 @@ pub struct SplitArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Images the `proxy` splitter scores on (its batch comes from the training half): a
+    /// CIFAR-10 binary folder or an ImageFolder tree (default: built-in generated images).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// Resize images to N×N on load; the space's input resolution follows.
+    #[arg(long, value_name = "N")]
+    pub resolution: Option<usize>,
 }
 
 /// Runs `fewshot split`.
 pub fn run(args: &SplitArgs, registry: &Registry) -> Result<()> {
-    let config = args.plan.config();
-    let plan = plan(&config, registry)?;
+    let mut config = args.plan.config();
+    config.data.path.clone_from(&args.data);
+    config.data.resolution = args.resolution;
+    config.validate()?;
+    let plan = plan(&config, registry, None)?;
     let truth = args.truth.as_deref().map(|path| (path, args.truth_column.as_str()));
     let report = split_report(&plan, &config, truth)?;
     let text = match args.format {

@@ -196,12 +196,15 @@ impl Registry {
         let (name, params) = spec.split_once(':').unwrap_or((spec, ""));
         let name = name.trim();
         let Some(found) = self.find(kind, name) else {
-            let known: Vec<&str> = self
+            let mut known: Vec<&str> = self
                 .plugins
                 .iter()
                 .filter(|p| p.kind == kind)
                 .map(|p| p.entry.name.as_str())
                 .collect();
+            if kind == PluginKind::Splitter {
+                known.push(crate::proxy_split::NAME);
+            }
             bail!("no {} plugin named `{name}` (available: {})", kind.name(), known.join(", "));
         };
         let made = from_ffi(found.entry.maker.make(params.into())).map_err(|e| anyhow!("{}: {e}", found.label()))?;

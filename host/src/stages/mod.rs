@@ -53,7 +53,7 @@ impl Run {
     pub fn create(dir: RunDir, config: RunConfig, registry: Arc<Registry>) -> Result<Run> {
         config.validate()?;
         dir.refuse_other_config(&config)?;
-        let plan = plan::plan(&config, &registry)?;
+        let plan = plan::plan(&config, &registry, Some(dir.path()))?;
         registry.sampler(&config.train.sampler)?;
         dir.save_config(&config)?;
         Ok(Run { dir, config, plan, registry })
@@ -62,7 +62,7 @@ impl Run {
     /// Opens an existing run directory with its stored configuration.
     pub fn open(dir: RunDir, registry: Arc<Registry>) -> Result<Run> {
         let config = dir.read_config()?;
-        let plan = plan::plan(&config, &registry)?;
+        let plan = plan::plan(&config, &registry, Some(dir.path()))?;
         Ok(Run { dir, config, plan, registry })
     }
 

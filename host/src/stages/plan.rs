@@ -13,18 +13,23 @@ use crate::{
     config::RunConfig,
     io::{csv::TruthTable, table::render},
     plugin_host::{conformance::checked_space, registry::Registry},
+    proxy_split::{self, ProxySplit},
 };
 
 /// Plans the split of a configuration: constructs and checks its space (with its supernet at
-/// the configuration's channel divisor), rule and splitter.
-pub fn plan(config: &RunConfig, registry: &Registry) -> Result<Plan> {
+/// the configuration's channel divisor), rule and splitter. The host's own `proxy` splitter
+/// ([`crate::proxy_split`]) first scores the space, keeping the scores in `run_dir` when given.
+pub fn plan(config: &RunConfig, registry: &Registry, run_dir: Option<&Path>) -> Result<Plan> {
+    let options = PlanOptions { seed: config.seed, include_trash: config.split.include_trash, ..PlanOptions::default() };
+    if let Some(split) = ProxySplit::parse(&config.splitter_spec())? {
+        return proxy_split::plan(&split, config, registry, options, run_dir);
+    }
     let space = checked_space(registry, &config.space_spec(), config.train.channel_divisor)?;
     let rule = registry.rule(&config.split.rule)?;
     let splitter = registry.splitter(&config.splitter_spec()).map_err(|e| match &config.split.groups {
         Some(_) => anyhow!("{e:#} (--groups is passed to the splitter as `groups=...`; `nonlin` takes it)"),
         None => e,
     })?;
-    let options = PlanOptions { seed: config.seed, include_trash: config.split.include_trash, method: None };
     Plan::build(space, rule, splitter, options).map_err(|e| anyhow!("cannot plan the split: {e}"))
 }
 
@@ -64,6 +69,9 @@ pub struct SplitReport {
     /// What exact sizes assume that planning could not check.
     #[serde(skip_serializing_if = "Option::is_none")]
     assumes: Option<String>,
+    /// Architectures an estimated plan was sized on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample: Option<usize>,
     total: u128,
     trash: u128,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,6 +119,7 @@ pub fn split_report(plan: &Plan, config: &RunConfig, truth: Option<(&Path, &str)
         method: plan.method().name(),
         exact: plan.exact(),
         assumes: plan.assumption().map(String::from),
+        sample: if plan.exact() { None } else { plan.planning_archs().map(|a| a.len()) },
         total: plan.total(),
         trash: plan.trash(),
         truth_column: truth.map(|(_, column)| column.to_string()),
@@ -141,7 +150,11 @@ pub fn split_report(plan: &Plan, config: &RunConfig, truth: Option<(&Path, &str)
 
 /// The report as a text table with a one-line summary.
 pub fn table(r: &SplitReport) -> String {
-    let mut sizes = if r.exact { format!("exact ({})", r.method) } else { format!("estimated ({})", r.method) };
+    let mut sizes = match r.sample {
+        _ if r.exact => format!("exact ({})", r.method),
+        Some(n) => format!("estimated ({} over {n} sampled architectures)", r.method),
+        None => format!("estimated ({})", r.method),
+    };
     if let Some(assumption) = &r.assumes {
         sizes.push_str(&format!(", assuming {assumption}"));
     }

@@ -132,20 +132,15 @@ pub fn score(
     let mut seen = std::collections::HashSet::new();
     let missing: Vec<usize> = (0..archs.len()).filter(|&i| !known.contains_key(&texts[i]) && seen.insert(&texts[i])).collect();
     if !missing.is_empty() {
-        let layout = SupernetLayout::new(plan.supernet_graph(), plan.slots(), config.proxy.channel_divisor, NormMode::Plain)
-            .map_err(|e| anyhow!("cannot build the scored networks at channel divisor {}: {e}", config.proxy.channel_divisor))?;
-        let layout = Arc::new(layout);
-        // The batch comes from the training half; no validation or test subset is needed.
-        let data = DataConfig { valid_images: None, test_images: None, ..config.data_config() };
-        let splits = load_splits(&data, layout.input_dims(), layout.classes()).map_err(anyhow::Error::msg)?;
+        let (layout, images) = inputs(config, plan)?;
         if archs.len() > missing.len() {
             eprintln!("scoring {} architectures with {proxy} ({} already done)", missing.len(), archs.len() - missing.len());
         }
         let job = ScoreJob {
             proxy,
             layout,
-            images: splits.train,
-            config: ProxyConfig { batch: config.proxy.batch, seed: config.seed },
+            images,
+            config: proxy_config(config),
             todo: missing.iter().map(|&i| (texts[i].clone(), archs[i].as_slice().to_vec())).collect(),
             progress,
             sink: |done: &[(String, Vec<f64>)]| -> Result<(), String> {
@@ -167,6 +162,46 @@ pub fn score(
         csv::write(path, &headers, &rows)?;
     }
     Ok(scored)
+}
+
+/// The scored networks (the space's supernet at the `[proxy]` channel divisor) and the training
+/// half the batch is drawn from.
+fn inputs(config: &RunConfig, plan: &Plan) -> Result<(Arc<SupernetLayout>, Arc<Dataset>)> {
+    let layout = SupernetLayout::new(plan.supernet_graph(), plan.slots(), config.proxy.channel_divisor, NormMode::Plain)
+        .map_err(|e| anyhow!("cannot build the scored networks at channel divisor {}: {e}", config.proxy.channel_divisor))?;
+    let layout = Arc::new(layout);
+    // The batch comes from the training half; no validation or test subset is needed.
+    let data = DataConfig { valid_images: None, test_images: None, ..config.data_config() };
+    let splits = load_splits(&data, layout.input_dims(), layout.classes()).map_err(anyhow::Error::msg)?;
+    Ok((layout, splits.train))
+}
+
+fn proxy_config(config: &RunConfig) -> ProxyConfig {
+    ProxyConfig { batch: config.proxy.batch, seed: config.seed }
+}
+
+/// Scores one architecture's choices: its [`Proxy::columns`] values.
+pub type ScoreFn = Box<dyn Fn(&[u32]) -> Result<Vec<f64>, String> + Send + Sync>;
+
+/// A scorer of `plan`'s space under `config` that lives on, for architectures met one at a time
+/// (the same networks and batch as [`score`], so the same values).
+pub fn score_fn(config: &RunConfig, plan: &Plan, proxy: Proxy) -> Result<ScoreFn> {
+    struct Make {
+        proxy: Proxy,
+        layout: Arc<SupernetLayout>,
+        images: Arc<Dataset>,
+        config: ProxyConfig,
+    }
+    impl BackendJob for Make {
+        type Output = Result<ScoreFn, String>;
+        fn run<B: EngineBackend>(self, device: B::Device) -> Result<ScoreFn, String> {
+            let scorer = Scorer::<B>::new(self.proxy, self.layout, &self.images, self.config, &device).map_err(|e| e.to_string())?;
+            Ok(Box::new(move |arch: &[u32]| scorer.measure(arch).map_err(|e| e.to_string())))
+        }
+    }
+    let (layout, images) = inputs(config, plan)?;
+    let make = Make { proxy, layout, images, config: proxy_config(config) };
+    run_on(config.device, make).map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))
 }
 
 /// The settings file beside a scores file.

@@ -153,8 +153,8 @@ def weight_layers(net):
 
 
 # ---------------------------------------------------------------- data
-def load_batch(root, b, res, seed):
-    train = os.path.join(root, "train")
+def load_batch(root, b, res, seed, split="train"):
+    train = os.path.join(root, split)
     classes = sorted(d for d in os.listdir(train) if os.path.isdir(os.path.join(train, d)))
     rng, picks = random.Random(seed), []
     for k, c in enumerate(classes):

@@ -1,4 +1,5 @@
-//! `fewshot bench step`: the training-step benchmark runs and reports; bad input exits 2.
+//! `fewshot bench step` and `bench eval`: the training-step and evaluation benchmarks run and
+//! report; bad input exits 2.
 
 mod common;
 
@@ -65,4 +66,33 @@ fn bench_step_input_errors_exit_2() {
     }
     let (out, _, stderr) = run(fewshot().args(["bench", "step", "--device", "tpu"]));
     assert_eq!(out.status.code(), Some(2), "{stderr}");
+}
+
+#[test]
+fn bench_eval_times_the_estimates_of_a_trained_run() {
+    let dir = temp_dir("bench-eval");
+    let run_dir = dir.join("run");
+    let mut train = fewshot();
+    train.args(["train", "--space", "nb201:N=1", "--epochs", "1", "--batch", "16", "--set", "data.builtin_train=128"]);
+    train.args(["--set", "data.builtin_test=64", "--valid-images", "32", "--test-images", "32", "--set", "eval.batch_size=16"]);
+    let (out, _, stderr) = run(train.arg("--out").arg(&run_dir));
+    assert!(out.status.success(), "{stderr}");
+    let archs = dir.join("archs.txt");
+    let list = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+        "|nor_conv_1x1~0|+|none~0|nor_conv_3x3~1|+|nor_conv_3x3~0|none~1|avg_pool_3x3~2|"];
+    std::fs::write(&archs, list.join("\n")).unwrap();
+    let (out, stdout, stderr) = run(fewshot().args(["bench", "eval", "--run"]).arg(&run_dir).arg("--archs").arg(&archs).args(["--limit", "2"]));
+    assert!(out.status.success(), "{stderr}");
+    let settings = fields(stdout.lines().next().unwrap());
+    assert_eq!((settings.get("split"), settings.get("images"), settings.get("batch")), (Some(&"test"), Some(&"32"), Some(&"16")), "{stdout}");
+    let result = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| panic!("no RESULT line in {stdout}"));
+    let values = fields(result);
+    assert_eq!(values["archs"], "2", "--limit 2: {result}");
+    let rate: f64 = values["archs_per_s"].parse().unwrap();
+    assert!(rate.is_finite() && rate > 0.0, "{result}");
+
+    let (out, _, stderr) = run(fewshot().args(["bench", "eval", "--run"]).arg(dir.join("nowhere")).arg("--archs").arg(&archs));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: ") && !stderr.contains("panicked"), "{stderr}");
 }

@@ -100,6 +100,11 @@ impl<'a, B: EngineBackend> Evaluator<'a, B> {
         self
     }
 
+    /// Images each architecture is evaluated on.
+    pub fn images(&self) -> usize {
+        self.data.images()
+    }
+
     /// Top-1 accuracy (%) of architecture `arch` of subspace `subspace`.
     pub fn accuracy(&self, subspace: u32, arch: &[u32]) -> Result<f64, EvalError> {
         let k = subspace as usize;

@@ -78,7 +78,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugins(args) => commands::plugins::run(args, registry),
         Command::Split(args) => commands::split::run(args, &registry()?),
         Command::Costs(args) => commands::costs::run(args, &registry()?),
-        Command::Bench(args) => commands::bench::run(args, &registry()?),
+        Command::Bench(args) => commands::bench::run(args, registry()?.into()),
         Command::Rank(args) => commands::rank::run(args),
         Command::Train(args) => commands::train::run(args, registry()?.into()),
         Command::Eval(args) => commands::eval::run(args, registry()?.into()),

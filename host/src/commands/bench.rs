@@ -1,16 +1,18 @@
 //! `fewshot bench`: speed benchmarks of the pipeline's stages — `plan` (planning and drawing),
-//! `step` (the SBS training step against the PyTorch yardstick) and `score` (zero-cost proxies
-//! against `bench/torch_score.py`).
+//! `step` (the SBS training step against the PyTorch yardstick), `score` (zero-cost proxies
+//! against `bench/torch_score.py`) and `eval` (supernet accuracy estimates against
+//! `bench/torch_eval.py`).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use fewshot_core::{engine::backend::Device, proxy::Proxy};
 
 use crate::{
-    bench::{plan, score, step},
+    bench::{eval, plan, score, step},
     cli::Format,
+    config::EvalSplit,
     io::{output::print, table::render},
     plugin_host::registry::Registry,
 };
@@ -34,6 +36,29 @@ pub enum BenchCommand {
     /// Architectures per second of each zero-cost proxy on a list of architectures (the
     /// workload of `bench/torch_score.py`).
     Score(BenchScoreArgs),
+    /// Architectures per second of supernet accuracy estimates with a trained run (the PyTorch
+    /// yardstick: bench/torch_eval.py).
+    Eval(BenchEvalArgs),
+}
+
+/// Arguments of `fewshot bench eval`.
+#[derive(Args, Debug)]
+pub struct BenchEvalArgs {
+    /// A trained run directory (its supernets, images and `[eval]` settings).
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Architectures: one per line, or a CSV with an `arch` column.
+    #[arg(long, value_name = "FILE")]
+    archs: PathBuf,
+    /// Only the first N architectures of the list.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// The images evaluated on.
+    #[arg(long, value_enum, default_value_t = EvalSplit::Test)]
+    split: EvalSplit,
+    /// CPU threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// Arguments of `fewshot bench score`.
@@ -138,10 +163,10 @@ impl StepArgs {
 }
 
 /// Runs `fewshot bench`.
-pub fn run(args: &BenchArgs, registry: &Registry) -> Result<()> {
+pub fn run(args: &BenchArgs, registry: Arc<Registry>) -> Result<()> {
     let text = match &args.command {
         BenchCommand::Plan(a) => {
-            let results = plan::measure(registry, a.runs)?;
+            let results = plan::measure(&registry, a.runs)?;
             match a.format {
                 Format::Json => format!("{}\n", serde_json::to_string_pretty(&results)?),
                 Format::Table => {
@@ -156,7 +181,7 @@ pub fn run(args: &BenchArgs, registry: &Registry) -> Result<()> {
                 }
             }
         }
-        BenchCommand::Step(a) => step::run(&a.workload(), registry)?,
+        BenchCommand::Step(a) => step::run(&a.workload(), &registry)?,
         BenchCommand::Score(a) => score::run(
             &score::ScoreWorkload {
                 proxies: a.proxy.clone(),
@@ -170,7 +195,11 @@ pub fn run(args: &BenchArgs, registry: &Registry) -> Result<()> {
                 threads: a.threads,
                 seed: a.seed,
             },
-            registry,
+            &registry,
+        )?,
+        BenchCommand::Eval(a) => eval::run(
+            &eval::EvalWorkload { run: a.run.clone(), archs: a.archs.clone(), limit: a.limit, split: a.split, threads: a.threads },
+            registry.clone(),
         )?,
     };
     Ok(print(&text)?)

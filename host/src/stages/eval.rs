@@ -87,12 +87,18 @@ pub fn listed_architectures(path: &Path, parse: impl Fn(&str) -> Result<Arch>) -
 pub trait EvaluatorDyn {
     /// Accuracies of (subspace, architecture) pairs.
     fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: bool) -> Result<Vec<f64>, String>;
+    /// Images each architecture is evaluated on.
+    fn images(&self) -> usize;
 }
 
 impl<B: EngineBackend> EvaluatorDyn for Evaluator<'_, B> {
     fn accuracy_many(&self, pairs: &[(u32, Vec<u32>)], progress: bool) -> Result<Vec<f64>, String> {
         let bars = Bars::new();
         Evaluator::accuracy_many(self, pairs, if progress { &bars } else { &NoProgress }).map_err(|e| e.to_string())
+    }
+
+    fn images(&self) -> usize {
+        Evaluator::images(self)
     }
 }
 

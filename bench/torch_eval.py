@@ -43,7 +43,7 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     archs = [l.strip() for l in open(a.archs) if l.strip() and not l.strip().startswith("#")]
-    if archs and archs[0].startswith("arch"):
+    if archs and "arch" in archs[0].split(","):
         # A CSV with an `arch` column (e.g. a truth table sample): keep that column.
         column = archs[0].split(",").index("arch")
         archs = [l.split(",")[column] for l in archs[1:]]

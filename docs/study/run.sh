@@ -60,7 +60,7 @@ supernets() {
 }
 
 # The cheap rows first: budget A, the Table 1 splits at budget A, the proxies on the supernets'
-# space; then budget B, its ensembles, and the proxies on full NB201.
+# space; then budget B, the proxies on full NB201, and budget B's ensembles.
 supernets A
 
 # The zero-cost splits of the paper's Table 1 at budget A: FLOPs tertiles (three seeds), and
@@ -82,14 +82,18 @@ for seed in 0 1 2; do
 done
 
 # Proxies alone on the same 1,000 architectures, on the supernets' space (N=1, 16×16); on full
-# NB201 (C=16, N=5, 32×32) at the end.
+# NB201 (C=16, N=5, 32×32) after budget B.
 for proxy in naswot synflow snip az; do
   timed "$proxy-reduced" "$F" score --proxy "$proxy" --space nb201:N=1 --resolution 16 --archs "$SAMPLE" \
     --data "$DATA" --output "$OUT/$proxy-reduced.csv"
 done
 
-
 supernets B
+
+# The proxies alone on full NB201.
+for proxy in naswot synflow snip az; do
+  timed "$proxy-full" "$F" score --proxy "$proxy" --archs "$SAMPLE" --data "$DATA" --output "$OUT/$proxy-full.csv"
+done
 
 # Ensembles: the trained supernets of each budget-B row with a proxy of the reduced space, summed
 # by log-rank (a copy of the row's checkpoint and estimates; only the proxy is new work).
@@ -105,8 +109,4 @@ for seed in 0 1 2; do
       [ -d "$copy" ] && timed "$row-$estimator" "$F" run --config "$OUT/$row/config.toml" --estimator "$estimator" --out "$copy"
     done
   done
-done
-
-for proxy in naswot synflow snip az; do
-  timed "$proxy-full" "$F" score --proxy "$proxy" --archs "$SAMPLE" --data "$DATA" --output "$OUT/$proxy-full.csv"
 done

@@ -88,6 +88,13 @@ for proxy in naswot synflow snip az; do
     --data "$DATA" --output "$OUT/$proxy-reduced.csv"
 done
 
+# Training-free ensembles on the supernets' space: a whole `fewshot run` that trains nothing
+# (scoring the 1,000, ranking, and an evolution scored the same way).
+for estimator in az+synflow naswot+synflow; do
+  timed "$estimator-reduced" "$F" run --config examples/cpu-protocol.toml --estimator "$estimator" \
+    --truth "$SAMPLE" --rank-archs 0 --out "$OUT/$estimator-reduced"
+done
+
 supernets B
 
 # The proxies alone on full NB201.

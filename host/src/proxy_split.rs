@@ -118,13 +118,13 @@ impl ProxySplit {
 /// architectures the plan is made over, scores them (stored in `run_dir` when given), then plans
 /// again with a splitter that holds the scores.
 pub fn plan(split: &ProxySplit, config: &RunConfig, registry: &Registry, options: PlanOptions, run_dir: Option<&Path>) -> Result<Plan> {
-    let build = |splitter, options| -> Result<Plan> {
-        let space = checked_space(registry, &config.space_spec(), config.train.channel_divisor)?;
+    let build = |space, splitter, options| -> Result<Plan> {
         let rule = registry.rule(&config.split.rule)?;
         Plan::build(space, rule, splitter, options).map_err(|e| anyhow!("cannot plan the split: {e}"))
     };
     let options = PlanOptions { estimate_sample: Some(split.sample), ..options };
-    let whole = build(registry.splitter("none")?, options)?;
+    let space = checked_space(registry, &config.space_spec(), config.train.channel_divisor)?;
+    let whole = build(space, registry.splitter("none")?, options)?;
     let sampled = whole.total() > ENUMERATION_LIMIT;
     if sampled && split.proxy == Proxy::Az && split.column.is_none() {
         bail!(
@@ -138,7 +138,7 @@ pub fn plan(split: &ProxySplit, config: &RunConfig, registry: &Registry, options
     }
     let store = run_dir.map(|dir| dir.join(format!("split-scores-{}.csv", split.proxy)));
     eprintln!(
-        "splitter {NAME}: scoring {} architectures ({}) with {}",
+        "splitter {NAME}: planning over {} architectures ({}) scored with {}",
         archs.len(),
         if sampled { "a seeded sample" } else { "the whole space" },
         split.proxy
@@ -150,7 +150,8 @@ pub fn plan(split: &ProxySplit, config: &RunConfig, registry: &Registry, options
     let method = Some(whole.method());
     drop(whole);
     let splitter = ProxySplitter { split: split.clone(), planned, known: Mutex::new(known), on_demand, upper: Vec::new() };
-    build(splitter_box(splitter), PlanOptions { method, ..options })
+    // The same space again (the plan owns its space), checked above.
+    build(registry.space(&config.space_spec())?, splitter_box(splitter), PlanOptions { method, ..options })
 }
 
 /// The splitter: the scores of the planning architectures, and for sampled plans a way to

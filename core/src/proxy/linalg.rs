@@ -24,15 +24,19 @@ pub fn symmetric_eigenvalues(a: &[f64], n: usize) -> Vec<f64> {
 pub fn largest_singular_value(m: &[f64], rows: usize, cols: usize) -> f64 {
     assert_eq!(m.len(), rows * cols, "a rows × cols matrix");
     // The Gram matrix of the shorter side: of the rows, or of the rows of the transpose.
-    let (n, len, at): (usize, usize, Box<dyn Fn(usize, usize) -> f64>) = if rows <= cols {
-        (rows, cols, Box::new(|i, k| m[i * cols + k]))
+    let transposed: Vec<f64>;
+    let (n, len, rows_of) = if rows <= cols {
+        (rows, cols, m)
     } else {
-        (cols, rows, Box::new(|i, k| m[k * cols + i]))
+        transposed = (0..cols).flat_map(|i| (0..rows).map(move |k| m[k * cols + i])).collect();
+        (cols, rows, transposed.as_slice())
     };
     let mut gram = vec![0.0; n * n];
     for i in 0..n {
+        let a = &rows_of[i * len..(i + 1) * len];
         for j in 0..=i {
-            let dot: f64 = (0..len).map(|k| at(i, k) * at(j, k)).sum();
+            let b = &rows_of[j * len..(j + 1) * len];
+            let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
             gram[i * n + j] = dot;
             gram[j * n + i] = dot;
         }

@@ -122,7 +122,7 @@ fn estimator_text(c: &RunConfig) -> String {
         text += "; training-free (no supernet trained)";
     }
     if e.to_string() == defaults::ESTIMATOR {
-        text += ". Chosen as fewshot's default: the best ranking measured within a CPU hour on NB201 / CIFAR-10 (Kendall τ 0.76 over 1,000 architectures against 0.58 for counting parameters, in about 17 minutes on 2 cores; supernets trained for up to five minutes ranked below parameters; docs/study/README.md); `--estimator supernet` runs the EFS-NAS protocol";
+        text += ". Chosen as fewshot's default: the best ranking measured within a CPU hour on NB201 / CIFAR-10 (Kendall τ 0.76 over 1,000 architectures against 0.58 for counting parameters, in about 18 minutes on 2 cores; supernets trained for up to seven minutes ranked below parameters; docs/study/README.md); `--estimator supernet` runs the EFS-NAS protocol";
     }
     text
 }

@@ -85,18 +85,35 @@ impl<B: EngineBackend> EvalSet<B> {
 pub struct Evaluator<'a, B: EngineBackend> {
     nets: &'a Supernets<B>,
     data: &'a EvalSet<B>,
-    recalibrate: Option<&'a EvalSet<B>>,
+    norm: EvalNorm<'a, B>,
+}
+
+/// The statistics BatchNorm normalises with in an evaluation.
+enum EvalNorm<'a, B: EngineBackend> {
+    /// Each evaluation batch's own.
+    Batch,
+    /// Recalibrated on these training batches per architecture.
+    Recalibrate(&'a EvalSet<B>),
+    /// Running statistics tracked in training, per supernet.
+    Running(&'a [RunningStats<B>]),
 }
 
 impl<'a, B: EngineBackend> Evaluator<'a, B> {
     /// Evaluation on `data` with batch statistics.
     pub fn new(nets: &'a Supernets<B>, data: &'a EvalSet<B>) -> Self {
-        Evaluator { nets, data, recalibrate: None }
+        Evaluator { nets, data, norm: EvalNorm::Batch }
     }
 
     /// Recalibrates BatchNorm statistics on `train` batches for every architecture first.
     pub fn with_recalibration(mut self, train: &'a EvalSet<B>) -> Self {
-        self.recalibrate = Some(train);
+        self.norm = EvalNorm::Recalibrate(train);
+        self
+    }
+
+    /// Normalises with the running statistics tracked in training (`stats[k]` for supernet
+    /// `k`), as a stand-alone network in evaluation mode.
+    pub fn with_running_stats(mut self, stats: &'a [RunningStats<B>]) -> Self {
+        self.norm = EvalNorm::Running(stats);
         self
     }
 
@@ -115,9 +132,10 @@ impl<'a, B: EngineBackend> Evaluator<'a, B> {
         if self.data.images == 0 {
             return Err(EvalError::EmptySet);
         }
-        let mut bn = match self.recalibrate {
-            None => BnStats::Batch,
-            Some(train) => {
+        let mut bn = match self.norm {
+            EvalNorm::Batch => BnStats::Batch,
+            EvalNorm::Running(stats) => BnStats::Fixed(stats[k].clone()),
+            EvalNorm::Recalibrate(train) => {
                 let mut record = BnStats::Record(RunningStats::new());
                 for (x, _) in &train.batches {
                     let _ = self.nets.logits(k, arch, x.clone(), &mut record);
@@ -183,7 +201,7 @@ mod tests {
         let (trained, _, test_set) = trained("chance");
         let test = EvalSet::<B>::new(&test_set, 100, 0, &Default::default());
         assert_eq!((test.images(), test.batches()), (200, 2));
-        let evaluator = Evaluator::new(&trained.nets, &test);
+        let evaluator = Evaluator::new(&trained.engine.nets, &test);
         let pairs: Vec<(u32, Vec<u32>)> = vec![(0, vec![0, 0]), (1, vec![1, 1]), (0, vec![0, 1])];
         let accuracies = evaluator.accuracy_many(&pairs, &NoProgress).unwrap();
         assert!(accuracies.iter().all(|&a| a > 25.0), "well above the 10% of chance: {accuracies:?}");
@@ -196,7 +214,7 @@ mod tests {
     fn recalibration_evaluates_with_the_statistics_of_the_training_batches() {
         let (trained, train_set, test_set) = trained("recalibrate");
         let device = Default::default();
-        let nets = &trained.nets;
+        let nets = &trained.engine.nets;
         // Architecture [0, 0] of supernet 0: three BatchNorms on its path.
         let arch = [0u32, 0];
         let calibration = EvalSet::<B>::sample(&train_set, 3, 50, 0, &device);

@@ -218,8 +218,15 @@ pub struct TrainSection {
     pub idle_params: IdleParams,
     /// Label smoothing ε.
     pub label_smoothing: f64,
+    /// Weight decay on convolution and linear weights only (the MobileNet recipes).
+    pub decay_weights_only: bool,
     /// Zero padding of the random crop (0 = no crop).
     pub crop_padding: usize,
+    /// Random resized crop from this fraction of the image area (e.g. 0.08, the ImageNet
+    /// recipe); unset: the padded crop.
+    pub resized_crop: Option<f64>,
+    /// Colour jitter strength (brightness, contrast, saturation; 0 = none).
+    pub jitter: f64,
     /// Random horizontal flips.
     pub flip: bool,
 }
@@ -361,7 +368,10 @@ impl Default for TrainSection {
             weight_decay: 5e-4,
             idle_params: IdleParams::Frozen,
             label_smoothing: 0.0,
+            decay_weights_only: false,
             crop_padding: 4,
+            resized_crop: None,
+            jitter: 0.0,
             flip: true,
         }
     }
@@ -397,10 +407,40 @@ impl Default for RankSection {
 }
 
 impl RunConfig {
-    /// Reads a TOML file; unknown keys are errors.
-    pub fn read(path: &Path) -> Result<RunConfig> {
+    /// The defaults of a run over the space `spec`: the NB201 recipe, or for `mobilenet` the
+    /// paper's MobileNet supernet recipe (efs-nas.md §6.4): SGD 0.12 Nesterov with a cosine per
+    /// step to 0, weight decay 4e-5 on convolution and linear weights only, label smoothing
+    /// 0.1, random resized crops (0.08–1), flips and colour jitter 0.4, and BatchNorm
+    /// recalibrated on 5 training batches for every searched architecture. Its K=6 count
+    /// groups are the space's own default.
+    pub fn for_space(spec: &str) -> RunConfig {
+        let mut config = RunConfig { space: SpaceSection { spec: spec.to_string(), activation: None }, ..RunConfig::default() };
+        if crate::plugin_host::registry::spec_name(spec) == "mobilenet" {
+            let t = &mut config.train;
+            t.schedule = Schedule::Iteration;
+            (t.lr, t.lr_min, t.weight_decay, t.decay_weights_only) = (0.12, 0.0, 4e-5, true);
+            (t.label_smoothing, t.crop_padding, t.resized_crop, t.jitter) = (0.1, 0, Some(0.08), 0.4);
+            config.eval.bn_recalibrate = 5;
+        }
+        config
+    }
+
+    /// Reads a TOML file; unknown keys are errors. Keys it leaves out take the defaults of its
+    /// space ([`RunConfig::for_space`]; `space` overrides the file's space).
+    pub fn read_for(path: &Path, space: Option<&str>) -> Result<RunConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+        let file: toml::Table = toml::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let spec = space
+            .or_else(|| file.get("space").and_then(|s| s.get("spec")).and_then(toml::Value::as_str))
+            .unwrap_or(defaults::SPACE);
+        let mut merged = toml::Value::try_from(RunConfig::for_space(spec)).map_err(|e| anyhow!("{e}"))?;
+        merge(&mut merged, toml::Value::Table(file));
+        merged.try_into().map_err(|e: toml::de::Error| anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Reads a TOML file written by [`RunConfig::to_toml`] (a run directory's `config.toml`).
+    pub fn read(path: &Path) -> Result<RunConfig> {
+        RunConfig::read_for(path, None)
     }
 
     /// The configuration as TOML.
@@ -498,9 +538,12 @@ impl RunConfig {
                 nesterov: t.nesterov,
                 weight_decay: t.weight_decay,
                 idle: t.idle_params,
+                decay_weights_only: t.decay_weights_only,
+                rmsprop: None,
             },
             label_smoothing: t.label_smoothing,
-            augment: Augment { crop_padding: t.crop_padding, flip: t.flip },
+            augment: Augment { crop_padding: t.crop_padding, flip: t.flip, resized_crop: t.resized_crop, jitter: t.jitter },
+            bn_momentum: None,
             seed: self.seed,
         }
     }
@@ -536,9 +579,45 @@ impl RunConfig {
     }
 }
 
+/// Overlays `over` on `base`: tables key by key, any other value replaced.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(base), toml::Value::Table(over)) => {
+            for (key, value) in over {
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mobilenet_runs_default_to_the_paper_recipe_and_files_override_it() {
+        let m = RunConfig::for_space("mobilenet:classes=10");
+        assert_eq!((m.train.lr, m.train.weight_decay, m.train.label_smoothing), (0.12, 4e-5, 0.1));
+        assert_eq!((m.train.schedule, m.train.resized_crop, m.eval.bn_recalibrate), (Schedule::Iteration, Some(0.08), 5));
+        assert!(m.train.decay_weights_only && m.train_config().sgd.decay_weights_only);
+        assert_eq!(RunConfig::for_space("nb201"), RunConfig::default());
+        let dir = std::env::temp_dir().join(format!("fewshot-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.toml");
+        std::fs::write(&path, "[space]\nspec = \"mobilenet\"\n[train]\nlr = 0.05\n").unwrap();
+        let c = RunConfig::read(&path).unwrap();
+        assert_eq!((c.train.lr, c.train.label_smoothing), (0.05, 0.1), "the file's keys over the space's defaults");
+        assert_eq!(RunConfig::read_for(&path, Some("nb201")).unwrap().train.label_smoothing, 0.0);
+        std::fs::write(&path, "[train]\nlr = 0.05\nlearning = 1\n").unwrap();
+        assert!(RunConfig::read(&path).unwrap_err().to_string().contains("learning"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn defaults_validate_and_round_trip_through_toml() {

@@ -20,6 +20,7 @@ mod cli;
 mod commands;
 mod config;
 mod estimator;
+mod grad_split;
 mod io;
 mod plugin_host;
 mod progress;
@@ -68,6 +69,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run the pipeline once per activation and compare.
     Compare(commands::compare::CompareArgs),
+    /// Train found architectures from scratch as stand-alone networks and test them.
+    Retrain(commands::retrain::RetrainArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -86,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => commands::search::run(args, registry()?.into()),
         Command::Run(args) => commands::run::run(args, registry()?.into()),
         Command::Compare(args) => commands::compare::run(args, registry()?.into()),
+        Command::Retrain(args) => commands::retrain::run(args, registry()?.into()),
     }
 }
 

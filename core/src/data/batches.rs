@@ -1,13 +1,11 @@
-//! Batches for the engine: augmentation, normalisation, epoch orders and the prefetch thread.
+//! Batches for the engine: normalisation, epoch orders and the prefetch thread.
 
 use std::{
     sync::{mpsc, Arc},
     thread,
 };
 
-use serde::{Deserialize, Serialize};
-
-use super::{DataError, Dataset};
+use super::{augment::Augment, DataError, Dataset};
 use crate::util::rng::Rng;
 
 /// Per-channel normalisation mean (CIFAR-10, on the 0..1 scale).
@@ -27,30 +25,6 @@ pub struct Batch {
     pub dims: [usize; 4],
 }
 
-/// How training images are augmented.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Augment {
-    /// Zero padding of the random crop, in pixels (0 = no crop).
-    pub crop_padding: usize,
-    /// Random horizontal flip.
-    pub flip: bool,
-}
-
-impl Default for Augment {
-    fn default() -> Self {
-        Augment { crop_padding: 4, flip: true }
-    }
-}
-
-/// The generator of the crop and flip of sample `index` in `epoch`.
-fn augment_rng(seed: u64, epoch: usize, index: usize) -> Rng {
-    Rng::new(
-        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ (epoch as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-            ^ (index as u64).wrapping_mul(0x1656_67B1_9E37_79F9),
-    )
-}
-
 /// Assembles a batch of `indices` of `data`: augmented with `augment` and the per-sample
 /// generators of (`seed`, `epoch`) when given, then normalised.
 pub fn make_batch(data: &Dataset, indices: &[usize], augment: Option<(Augment, u64, usize)>) -> Batch {
@@ -59,33 +33,17 @@ pub fn make_batch(data: &Dataset, indices: &[usize], augment: Option<(Augment, u
     let mut pixels = vec![0f32; c * n * h * w];
     let scale: Vec<f32> = (0..c).map(|ch| 1.0 / (255.0 * CIFAR_STD[ch % 3])).collect();
     let shift: Vec<f32> = (0..c).map(|ch| CIFAR_MEAN[ch % 3] / CIFAR_STD[ch % 3]).collect();
+    let mut raw = vec![0f32; c * h * w];
     for (slot, &i) in indices.iter().enumerate() {
         let image = data.image(i);
-        let (dy, dx, flip) = match augment {
-            Some((a, seed, epoch)) => {
-                let mut rng = augment_rng(seed, epoch, i);
-                let range = 2 * a.crop_padding as u64 + 1;
-                let dy = rng.below(range) as isize - a.crop_padding as isize;
-                let dx = rng.below(range) as isize - a.crop_padding as isize;
-                (dy, dx, a.flip && rng.chance(0.5))
-            }
-            None => (0, 0, false),
-        };
+        match augment {
+            Some((a, seed, epoch)) => a.apply(image, data.dims, seed, epoch, i, &mut raw),
+            None => raw.iter_mut().zip(image).for_each(|(r, &p)| *r = p as f32),
+        }
         for ch in 0..c {
-            let src = &image[ch * h * w..(ch + 1) * h * w];
             let dst = &mut pixels[(ch * n + slot) * h * w..][..h * w];
-            for y in 0..h {
-                let sy = y as isize + dy;
-                for x in 0..w {
-                    let xx = if flip { w - 1 - x } else { x };
-                    let sx = xx as isize + dx;
-                    let raw = if sy >= 0 && sy < h as isize && sx >= 0 && sx < w as isize {
-                        src[sy as usize * w + sx as usize] as f32
-                    } else {
-                        0.0
-                    };
-                    dst[y * w + x] = raw * scale[ch] - shift[ch];
-                }
+            for (d, &r) in dst.iter_mut().zip(&raw[ch * h * w..(ch + 1) * h * w]) {
+                *d = r * scale[ch] - shift[ch];
             }
         }
     }

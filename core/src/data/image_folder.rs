@@ -9,7 +9,7 @@ use std::{
 
 use rayon::prelude::*;
 
-use super::{DataError, Dataset};
+use super::{resize::centre_square, DataError, Dataset};
 use crate::util::hash::Fnv1a;
 
 /// A fingerprint of a file tree: every file's relative path, size and modification time.
@@ -80,30 +80,24 @@ pub fn load_image_folder(root: &Path) -> Result<Dataset, DataError> {
     if files.is_empty() {
         return Err(DataError::NoImages(root.to_path_buf()));
     }
-    let decoded: Vec<Result<Decoded, DataError>> = files.par_iter().map(|(path, _)| decode_image(path)).collect();
-    let mut dims = None;
-    let mut pixels = Vec::new();
-    for ((path, _), image) in files.iter().zip(decoded) {
-        let (data, d) = image?;
-        match dims {
-            None => dims = Some(d),
-            Some(expected) if expected != d => {
-                return Err(DataError::ImageSize {
-                    path: path.clone(),
-                    found: [d[2], d[1]],
-                    expected: [expected[2], expected[1]],
-                })
-            }
-            Some(_) => {}
+    let decoded: Vec<Decoded> = files
+        .par_iter()
+        .map(|(path, _)| decode_image(path))
+        .collect::<Result<_, _>>()?;
+    let first = decoded[0].1;
+    let uniform = decoded.iter().all(|(_, d)| *d == first);
+    // Images of several sizes are stored as their centre squares at the smallest short side.
+    let side = decoded.iter().map(|(_, [_, h, w])| (*h).min(*w)).min().expect("at least one image");
+    let dims = if uniform { first } else { [3, side, side] };
+    let mut pixels = Vec::with_capacity(files.len() * dims.iter().product::<usize>());
+    for (data, d) in &decoded {
+        if uniform {
+            pixels.extend_from_slice(data);
+        } else {
+            pixels.extend_from_slice(&centre_square(data, *d, side));
         }
-        pixels.extend_from_slice(&data);
     }
-    Ok(Dataset {
-        pixels,
-        labels: files.iter().map(|f| f.1).collect(),
-        classes,
-        dims: dims.expect("at least one image"),
-    })
+    Ok(Dataset { pixels, labels: files.iter().map(|f| f.1).collect(), classes, dims })
 }
 
 /// A decoded image: planar pixels and `[channels, height, width]`.
@@ -168,14 +162,29 @@ mod tests {
         let err = load_image_folder(&root.join("train")).unwrap_err().to_string();
         assert!(err.contains("broken.jpg"), "{err}");
         fs::remove_file(root.join("train/a/broken.jpg")).unwrap();
-        write_png(&root.join("train/a/big.png"), 9, 9, 1);
-        let err = load_image_folder(&root.join("train")).unwrap_err().to_string();
-        assert!(err.contains("big.png") && err.contains("9×9"), "{err}");
-        fs::remove_file(root.join("train/a/big.png")).unwrap();
         let config = DataConfig { path: Some(root.clone()), cache_dir: Some(root.join("cache")), ..Default::default() };
         let err = load_splits(&config, [3, 32, 32], 2).unwrap_err().to_string();
         assert!(err.contains("3×8×8") && err.contains("3×32×32"), "{err}");
         assert!(load_path(Path::new("/nonexistent/fewshot"), None).unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn images_of_any_size_become_centre_squares_at_the_smallest_short_side() {
+        let root = temp_dir("folder-sizes");
+        for (name, w, h, value) in [("wide.png", 16, 8, 10), ("tall.png", 10, 20, 40), ("square.png", 12, 12, 90)] {
+            fs::create_dir_all(root.join("a")).unwrap();
+            write_png(&root.join("a").join(name), w, h, value);
+        }
+        let data = load_image_folder(&root).unwrap();
+        assert_eq!((data.len(), data.dims), (3, [3, 8, 8]), "the smallest short side is 8");
+        // write_png fills channel k with value + k: area averaging keeps a constant plane.
+        let square = data.image(0); // files sort: square, tall, wide
+        assert!(square[..64].iter().all(|&v| v == 90) && square[64..128].iter().all(|&v| v == 91));
+        assert!(data.image(2)[..64].iter().all(|&v| v == 10));
+        // A gradient image: the centre square of a 4×2 (w×h) image is its middle two columns.
+        let image: Vec<u8> = (0..3).flat_map(|_| [0u8, 10, 20, 30, 40, 50, 60, 70]).collect();
+        assert_eq!(centre_square(&image, [3, 2, 4], 2)[..4], [10, 20, 50, 60]);
+        let _ = fs::remove_dir_all(&root);
     }
 
     #[test]

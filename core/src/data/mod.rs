@@ -6,7 +6,10 @@
 //!   (label byte, then the red, green and blue 32×32 planes). Class names come from
 //!   `batches.meta.txt` when present.
 //! - **ImageFolder**: `train/<class>/*.jpg|jpeg|png` and `test/<class>/…` with the same class
-//!   folders; classes are the sorted folder names. Images are decoded once, in parallel, and
+//!   folders; classes are the sorted folder names. Images may have any size: a tree whose
+//!   images differ in size is stored as every image's centre square (its short side),
+//!   area-averaged to the tree's smallest short side (the evaluation transform, resize and
+//!   centre crop). Images are decoded once, in parallel, and
 //!   cached: in memory for the process, and on disk in a compact file keyed by every image's
 //!   path, size and modification time (under `$XDG_CACHE_HOME/fewshot`, `~/.cache/fewshot`, or
 //!   the configured folder), so the data folder itself may be read-only.
@@ -31,11 +34,14 @@
 //! batches and the same estimates from any source.
 //!
 //! ## Augmentation
-//! Random crop with 4-pixel zero padding and a random horizontal flip, then per-channel
-//! normalisation (CIFAR means and standard deviations). The crop and flip of sample `i` in
-//! epoch `e` depend only on (seed, e, i), so runs and resumed runs see identical batches.
+//! Random crop with 4-pixel zero padding and a random horizontal flip (NB201), or the
+//! ImageNet-style random resized crop, flip and colour jitter (MobileNet; see [`Augment`]),
+//! then per-channel normalisation (CIFAR means and standard deviations). The augmentation of
+//! sample `i` in epoch `e` depends only on (seed, e, i), so runs and resumed runs see
+//! identical batches.
 //! Batches are assembled on a prefetch thread while the previous step computes.
 
+mod augment;
 mod batches;
 mod cache;
 mod cifar;
@@ -58,7 +64,8 @@ use crate::util::{
     rng::Rng,
 };
 
-pub use batches::{batch_indices, epoch_order, make_batch, Augment, Batch, Prefetch, CIFAR_MEAN, CIFAR_STD};
+pub use augment::Augment;
+pub use batches::{batch_indices, epoch_order, make_batch, Batch, Prefetch, CIFAR_MEAN, CIFAR_STD};
 pub use cifar::load_cifar_bin;
 pub use image_folder::load_image_folder;
 pub use patterns::builtin;
@@ -204,16 +211,6 @@ pub enum DataError {
         /// Classes of `test/`.
         test: Vec<String>,
     },
-    /// An image of another size than the others.
-    #[error("{} is {}×{}, but the other images are {}×{}", path.display(), found[0], found[1], expected[0], expected[1])]
-    ImageSize {
-        /// The image.
-        path: PathBuf,
-        /// Its width and height.
-        found: [usize; 2],
-        /// Width and height of the others.
-        expected: [usize; 2],
-    },
     /// An image that could not be decoded.
     #[error("cannot decode {}: {reason}", path.display())]
     Decode {
@@ -279,6 +276,17 @@ impl Dataset {
             classes: self.classes.clone(),
             dims: self.dims,
         }
+    }
+
+    /// These images followed by `other`'s (the two halves of one training set, for stand-alone
+    /// training on all of it). Both must have the same image size and classes.
+    pub fn concat(&self, other: &Dataset) -> Dataset {
+        assert!(self.dims == other.dims && self.classes == other.classes, "concatenated datasets must match");
+        let mut pixels = self.pixels.clone();
+        pixels.extend_from_slice(&other.pixels);
+        let mut labels = self.labels.clone();
+        labels.extend_from_slice(&other.labels);
+        Dataset { pixels, labels, classes: self.classes.clone(), dims: self.dims }
     }
 
     /// One key per image, from its label and pixels only, mixed with `seed`: an image keeps

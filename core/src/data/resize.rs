@@ -43,6 +43,25 @@ fn resize_plane(plane: &[u8], w: usize, rows: &[Vec<(usize, f32)>], cols: &[Vec<
     }
 }
 
+/// The centre square of one planar image of `[c, h, w]` (its short side), area-averaged to
+/// `side × side`: torchvision's `Resize(side)` + `CenterCrop(side)` with area filtering.
+pub(super) fn centre_square(image: &[u8], [c, h, w]: [usize; 3], side: usize) -> Vec<u8> {
+    let short = h.min(w);
+    let (top, left) = ((h - short) / 2, (w - short) / 2);
+    let mut square = Vec::with_capacity(c * short * short);
+    for plane in image.chunks_exact(h * w) {
+        for row in plane.chunks_exact(w).skip(top).take(short) {
+            square.extend_from_slice(&row[left..left + short]);
+        }
+    }
+    let weights = area_weights(short, side);
+    let mut out = vec![0u8; c * side * side];
+    for (plane, dst) in square.chunks_exact(short * short).zip(out.chunks_exact_mut(side * side)) {
+        resize_plane(plane, short, &weights, &weights, dst);
+    }
+    out
+}
+
 impl Dataset {
     /// The same images at `side × side` by area averaging (the same dataset if already so).
     pub fn resized(&self, side: usize) -> Dataset {

@@ -3,8 +3,10 @@
 //! the format's reference implementation (the `safetensors` crate), so any safetensors reader
 //! (e.g. Python's `safetensors.numpy.load_file`) opens it.
 //!
-//! Tensors are full-precision `F32`: `net<k>/<param>` for every parameter of supernet `k`, and
-//! `momentum<k>/<param>` for every momentum buffer that exists. The one metadata entry, `fewshot`,
+//! Tensors are full-precision `F32`: `net<k>/<param>` for every parameter of supernet `k`,
+//! `momentum<k>/<param>` for every momentum buffer that exists, `square<k>/<param>` for every
+//! RMSProp square average, and `bn<k>/node<i>/running_mean|running_var` for the running
+//! BatchNorm statistics of node `i` when they are tracked (stand-alone networks). The one metadata entry, `fewshot`,
 //! is a JSON object (one entry, because safetensors keeps metadata in a hash map whose order
 //! would otherwise change the file's bytes from run to run):
 //! - `state`: the [`CheckpointState`]: completed epochs and steps, the step source's state (which
@@ -25,8 +27,8 @@ use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    engine::supernet::{tensor_to_vec, SupernetLayout, Supernets},
-    train::optim::Sgd,
+    engine::supernet::{tensor_to_vec, RunningStats, SupernetLayout, Supernets},
+    train::step::StepEngine,
     util::{
         files::{save as save_file, SaveError},
         hash::Fnv1a,
@@ -151,34 +153,62 @@ fn le_bytes(values: Vec<f32>) -> Vec<u8> {
     values.into_iter().flat_map(f32::to_le_bytes).collect()
 }
 
-/// Saves `nets`, the momentum buffers of `optim` and `state` to `path` (atomically).
-pub fn save<B: Backend>(
-    path: &Path,
-    nets: &Supernets<B>,
-    optim: &Sgd<B>,
-    state: &CheckpointState,
-) -> Result<(), CheckpointError> {
-    let layout = nets.layout();
-    let mut tensors: Vec<(String, &[usize], Vec<u8>)> = Vec::new();
-    for k in 0..nets.count() {
-        for (id, p) in layout.params().iter().enumerate() {
-            tensors.push((format!("net{k}/{}", p.name), &p.shape, le_bytes(tensor_to_vec(nets.param(k, id).clone()))));
-            if let Some(m) = optim.momentum(k, id) {
-                tensors.push((format!("momentum{k}/{}", p.name), &p.shape, le_bytes(tensor_to_vec(m.clone()))));
+/// The name of a running-statistics tensor of BatchNorm node `node` (`mean` or `var`).
+fn bn_name(prefix: &str, node: usize, which: &str) -> String {
+    format!("{prefix}node{node}/running_{which}")
+}
+
+/// The tensors of supernet `k` of `engine`, each name prefixed with `prefix`: weights, then (with
+/// `with_state`) momentum and square averages, then the tracked running statistics.
+fn tensors_of<B: Backend>(engine: &StepEngine<B>, k: usize, with_state: bool) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let layout = engine.nets.layout();
+    let mut tensors = Vec::new();
+    for (id, p) in layout.params().iter().enumerate() {
+        tensors.push((format!("net{k}/{}", p.name), p.shape.clone(), le_bytes(tensor_to_vec(engine.nets.param(k, id).clone()))));
+        if with_state {
+            if let Some(m) = engine.optim.momentum(k, id) {
+                tensors.push((format!("momentum{k}/{}", p.name), p.shape.clone(), le_bytes(tensor_to_vec(m.clone()))));
+            }
+            if let Some(v) = engine.optim.square(k, id) {
+                tensors.push((format!("square{k}/{}", p.name), p.shape.clone(), le_bytes(tensor_to_vec(v.clone()))));
             }
         }
     }
-    let stored = Stored {
-        checksum: checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))),
-        state: state.clone(),
-    };
-    let metadata =
-        HashMap::from([("fewshot".to_string(), serde_json::to_string(&stored).expect("the training state serialises"))]);
+    if let Some(tracking) = &engine.bn_tracking {
+        for (node, mean, var) in tracking.stats[k].entries() {
+            let c = mean.dims()[0];
+            tensors.push((bn_name(&format!("bn{k}/"), node, "mean"), vec![c], le_bytes(tensor_to_vec(mean))));
+            tensors.push((bn_name(&format!("bn{k}/"), node, "var"), vec![c], le_bytes(tensor_to_vec(var))));
+        }
+    }
+    tensors
+}
+
+/// Serialises named tensors with the `fewshot` metadata entry (`state` and the checksum).
+fn serialize(tensors: &[(String, Vec<usize>, Vec<u8>)], state: serde_json::Value) -> Vec<u8> {
+    let mut entry = serde_json::Map::new();
+    entry.insert("checksum".into(), checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))).into());
+    entry.insert("state".into(), state);
+    let metadata = HashMap::from([("fewshot".to_string(), serde_json::Value::Object(entry).to_string())]);
     let views = tensors.iter().map(|(name, shape, bytes)| {
-        (name.as_str(), TensorView::new(Dtype::F32, shape.to_vec(), bytes).expect("a tensor's bytes match its shape"))
+        (name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("a tensor's bytes match its shape"))
     });
-    let file = safetensors::serialize(views, Some(metadata)).expect("checkpoint tensors serialise");
-    Ok(save_file(path, &file)?)
+    safetensors::serialize(views, Some(metadata)).expect("checkpoint tensors serialise")
+}
+
+/// Saves the supernets of `engine`, its optimizer state, its running BatchNorm statistics and
+/// `state` to `path` (atomically).
+pub fn save<B: Backend>(path: &Path, engine: &StepEngine<B>, state: &CheckpointState) -> Result<(), CheckpointError> {
+    let tensors: Vec<_> = (0..engine.nets.count()).flat_map(|k| tensors_of(engine, k, true)).collect();
+    let state = serde_json::to_value(state).expect("the training state serialises");
+    Ok(save_file(path, &serialize(&tensors, state))?)
+}
+
+/// Saves network `k` of `engine` alone, as a model file: its weights (`net<k>/<param>`, as in
+/// the checkpoint) and running BatchNorm statistics, with `about` (what the network is) as the
+/// metadata's `state` (atomically; no optimizer state).
+pub fn save_model<B: Backend>(path: &Path, engine: &StepEngine<B>, k: usize, about: serde_json::Value) -> Result<(), CheckpointError> {
+    Ok(save_file(path, &serialize(&tensors_of(engine, k, false), about))?)
 }
 
 /// A loaded checkpoint.
@@ -187,6 +217,10 @@ pub struct Loaded<B: Backend> {
     pub nets: Supernets<B>,
     /// Momentum buffers, `[supernet][param]`.
     pub momentum: Vec<Vec<Option<Tensor<B, 1>>>>,
+    /// RMSProp square averages, `[supernet][param]`.
+    pub square: Vec<Vec<Option<Tensor<B, 1>>>>,
+    /// Running BatchNorm statistics per supernet, when the checkpoint has any.
+    pub running: Option<Vec<RunningStats<B>>>,
     /// The training state.
     pub state: CheckpointState,
 }
@@ -261,25 +295,46 @@ pub fn load<B: Backend>(
         }
         Ok(Some(view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()))
     };
+    let to_tensor = |m: Vec<f32>| {
+        let n = m.len();
+        Tensor::<B, 1>::from_data(TensorData::new(m, [n]), device)
+    };
     let mut host = Vec::with_capacity(supernets);
-    let mut momentum = Vec::with_capacity(supernets);
+    let (mut momentum, mut square) = (Vec::with_capacity(supernets), Vec::with_capacity(supernets));
     for k in 0..supernets {
         let mut net = Vec::new();
-        let mut buffers = Vec::new();
+        let (mut buffers, mut squares) = (Vec::new(), Vec::new());
         for p in layout.params() {
             let name = format!("net{k}/{}", p.name);
             let weights =
                 values(&name, &p.shape)?.ok_or_else(|| CheckpointError::Missing { path: path.to_path_buf(), name })?;
             net.push(weights);
-            buffers.push(values(&format!("momentum{k}/{}", p.name), &p.shape)?.map(|m| {
-                let n = m.len();
-                Tensor::<B, 1>::from_data(TensorData::new(m, [n]), device)
-            }));
+            buffers.push(values(&format!("momentum{k}/{}", p.name), &p.shape)?.map(to_tensor));
+            squares.push(values(&format!("square{k}/{}", p.name), &p.shape)?.map(to_tensor));
         }
         host.push(net);
         momentum.push(buffers);
+        square.push(squares);
     }
-    Ok(Loaded { nets: Supernets::from_host(layout, host, device), momentum, state })
+    let mut running: Vec<Vec<(usize, Tensor<B, 1>, Tensor<B, 1>)>> = vec![Vec::new(); supernets];
+    for (name, view) in tensors.iter() {
+        let Some(rest) = name.strip_prefix("bn") else { continue };
+        let parsed = rest.split_once("/node").and_then(|(k, rest)| {
+            let (node, which) = rest.split_once("/running_")?;
+            Some((k.parse::<usize>().ok()?, node.parse::<usize>().ok()?, which))
+        });
+        let bad = |reason: String| CheckpointError::Corrupt { path: path.to_path_buf(), reason };
+        let Some((k, node, "mean")) = parsed else { continue };
+        if k >= supernets || view.shape().len() != 1 {
+            return Err(bad(format!("unexpected tensor `{name}`")));
+        }
+        let mean = values(&name, view.shape())?.expect("listed");
+        let var_name = bn_name(&format!("bn{k}/"), node, "var");
+        let var = values(&var_name, view.shape())?.ok_or_else(|| bad(format!("`{name}` has no `{var_name}`")))?;
+        running[k].push((node, to_tensor(mean), to_tensor(var)));
+    }
+    let running = running.iter().any(|r| !r.is_empty()).then(|| running.into_iter().map(RunningStats::from_entries).collect());
+    Ok(Loaded { nets: Supernets::from_host(layout, host, device), momentum, square, running, state })
 }
 
 #[cfg(test)]
@@ -313,7 +368,7 @@ mod tests {
         let mut engine = StepEngine::new(nets, SgdConfig::default(), 0.0);
         engine.step(images(4, 3, 8, 1), &[0, 1, 2, 3], &[(1, vec![0, 0])], 0.1).unwrap();
         let path = dir.join("checkpoint.safetensors");
-        save(&path, &engine.nets, &engine.optim, &state(&layout, 2)).unwrap();
+        save(&path, &engine, &state(&layout, 2)).unwrap();
         (path, layout, engine)
     }
 
@@ -383,7 +438,7 @@ mod tests {
         assert_eq!(loaded.state, state(&layout, 2));
         // The same state gives the same bytes (a resumed run's checkpoint equals a straight one's).
         let again = dir.join("again.safetensors");
-        save(&again, &engine.nets, &engine.optim, &state(&layout, 2)).unwrap();
+        save(&again, &engine, &state(&layout, 2)).unwrap();
         assert!(fs::read(&again).unwrap() == fs::read(&path).unwrap(), "checkpoint bytes differ between saves");
         assert_eq!(read_state(&path).unwrap().steps_done, 42);
         for k in 0..2 {

@@ -36,7 +36,7 @@ use crate::{
     train::checkpoint::{CheckpointError, CheckpointState, CHECKPOINT_VERSION},
     data::{batch_indices, epoch_order, Augment, Dataset, Prefetch},
     util::files::{save, SaveError},
-    train::optim::{LrSchedule, Sgd, SgdConfig},
+    train::optim::{LrSchedule, SgdConfig},
     train::step::StepEngine,
     engine::supernet::{SupernetLayout, Supernets},
     progress::{Job, Progress},
@@ -70,6 +70,25 @@ pub enum TrainError {
     /// Nesterov momentum without momentum, or with dampening.
     #[error("Nesterov momentum needs a positive momentum and zero dampening")]
     Nesterov,
+    /// RMSProp settings outside `0 <= alpha < 1`, `eps > 0`.
+    #[error("RMSProp needs 0 <= alpha < 1 and a positive eps (got alpha {alpha}, eps {eps})")]
+    RmsProp {
+        /// The smoothing constant.
+        alpha: f64,
+        /// The added constant.
+        eps: f64,
+    },
+    /// A BatchNorm running-statistics momentum outside `(0, 1]`.
+    #[error("the BatchNorm momentum must be in (0, 1], got {0}")]
+    BnMomentum(f64),
+    /// A step-decay schedule with a factor outside `(0, 1]` or a non-positive period.
+    #[error("step decay needs a factor in (0, 1] and a positive period (got factor {factor} every {every} epochs)")]
+    StepDecay {
+        /// The factor.
+        factor: f64,
+        /// The period in epochs.
+        every: f64,
+    },
     /// A negative (or non-finite) weight decay.
     #[error("weight decay must be non-negative, got {0}")]
     WeightDecay(f64),
@@ -210,6 +229,10 @@ pub struct TrainConfig {
     pub label_smoothing: f64,
     /// Training augmentation.
     pub augment: Augment,
+    /// Track running BatchNorm statistics with this momentum (stand-alone networks, PyTorch's
+    /// 0.1); none for supernets, which normalise with batch statistics only.
+    #[serde(default)]
+    pub bn_momentum: Option<f64>,
     /// Seed of the weights, data order and augmentation.
     pub seed: u64,
 }
@@ -223,6 +246,7 @@ impl Default for TrainConfig {
             sgd: SgdConfig::default(),
             label_smoothing: 0.0,
             augment: Augment::default(),
+            bn_momentum: None,
             seed: 0,
         }
     }
@@ -239,6 +263,9 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(TrainError::LabelSmoothing(self.label_smoothing));
+        }
+        if let Some(m) = self.bn_momentum.filter(|m| !(*m > 0.0 && *m <= 1.0)) {
+            return Err(TrainError::BnMomentum(m));
         }
         self.schedule.validate()?;
         self.sgd.validate()
@@ -304,8 +331,9 @@ pub struct TrainRun {
 
 /// The result of [`train`].
 pub struct Trained<B: EngineBackend> {
-    /// The supernets after the last completed epoch.
-    pub nets: Supernets<B>,
+    /// The supernets after the last completed epoch, with their optimizer and running
+    /// statistics.
+    pub engine: StepEngine<B>,
     /// Completed epochs.
     pub epochs_done: usize,
     /// This call's epochs.
@@ -340,14 +368,17 @@ pub fn train<B: EngineBackend>(
             return Err(TrainError::Seed { dir: run.run_dir.clone(), trained: loaded.state.seed, given: config.seed });
         }
         source.load_state(&loaded.state.step_source).map_err(TrainError::StepSource)?;
-        let mut optim = Sgd::new(config.sgd.clone(), run.supernets, run.layout.params().len());
-        for (k, buffers) in loaded.momentum.into_iter().enumerate() {
-            for (id, buffer) in buffers.into_iter().enumerate() {
-                optim.set_momentum(k, id, buffer);
+        let mut engine = StepEngine::new(loaded.nets, config.sgd.clone(), config.label_smoothing);
+        for (k, (buffers, squares)) in loaded.momentum.into_iter().zip(loaded.square).enumerate() {
+            for (id, (buffer, square)) in buffers.into_iter().zip(squares).enumerate() {
+                engine.optim.set_momentum(k, id, buffer);
+                engine.optim.set_square(k, id, square);
             }
         }
+        if let Some(momentum) = config.bn_momentum {
+            engine = engine.with_bn_tracking(momentum, loaded.running);
+        }
         truncate_metrics(&metrics_path, loaded.state.epochs_done)?;
-        let engine = StepEngine { nets: loaded.nets, optim, label_smoothing: config.label_smoothing };
         (engine, loaded.state.epochs_done, loaded.state.steps_done)
     } else {
         if checkpoint_path.exists() {
@@ -355,7 +386,11 @@ pub fn train<B: EngineBackend>(
         }
         let nets = Supernets::<B>::new(run.layout.clone(), run.supernets, config.seed, device);
         let _ = fs::remove_file(&metrics_path);
-        (StepEngine::new(nets, config.sgd.clone(), config.label_smoothing), 0, 0)
+        let mut engine = StepEngine::new(nets, config.sgd.clone(), config.label_smoothing);
+        if let Some(momentum) = config.bn_momentum {
+            engine = engine.with_bn_tracking(momentum, None);
+        }
+        (engine, 0, 0)
     };
     write_config(&run)?;
 
@@ -374,12 +409,12 @@ pub fn train<B: EngineBackend>(
             step_source: source.save_state(),
             extra: run.extra.clone(),
         };
-        checkpoint::save(&checkpoint_path, &engine.nets, &engine.optim, &state)?;
+        checkpoint::save(&checkpoint_path, &engine, &state)?;
         append_metrics(&metrics_path, &metrics)?;
         history.push(metrics);
         epochs_done += 1;
     }
-    Ok(Trained { nets: engine.nets, epochs_done, history })
+    Ok(Trained { engine, epochs_done, history })
 }
 
 fn train_epoch<B: EngineBackend>(
@@ -396,7 +431,7 @@ fn train_epoch<B: EngineBackend>(
     let batches = batch_indices(&order, config.batch_size);
     let steps = batches.len();
     let images: u64 = batches.iter().map(|b| b.len() as u64).sum();
-    let augment = (config.augment.crop_padding > 0 || config.augment.flip).then_some((config.augment, config.seed, epoch));
+    let augment = config.augment.is_active().then_some((config.augment, config.seed, epoch));
     let stream = Prefetch::start(run.data.clone(), batches, augment)?;
     progress.start(Job::Epoch { epoch: epoch + 1, epochs: config.epochs }, steps as u64);
     let start = Instant::now();
@@ -601,7 +636,7 @@ pub(crate) mod tests {
         let second = TrainRun { resume: true, ..tiny_run(&dir, 2, data.clone()) };
         let resumed = train::<CpuBackend>(second, &mut source(999), &device, &NoProgress).unwrap();
         assert_eq!(resumed.epochs_done, 2);
-        assert_eq!(resumed.nets.to_host(), straight.nets.to_host(), "bit-identical weights");
+        assert_eq!(resumed.engine.nets.to_host(), straight.engine.nets.to_host(), "bit-identical weights");
 
         let metrics = fs::read_to_string(dir.join(METRICS_FILE)).unwrap();
         let lines: Vec<EpochMetrics> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -621,6 +656,45 @@ pub(crate) mod tests {
         assert!(err.contains("already holds a run"), "{err}");
         let fresh = TrainRun { resume: true, ..tiny_run(&temp_dir("nothing"), 2, data) };
         assert!(train::<CpuBackend>(fresh, &mut source(1), &device, &NoProgress).err().unwrap().to_string().contains("no checkpoint"));
+        let _ = fs::remove_dir_all(&straight_dir);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stand_alone_run_tracks_running_statistics_and_resumes_bit_identical() {
+        // Affine BN, RMSProp with weights-only decay, running statistics: everything a retrain
+        // keeps survives an interruption.
+        let data = Arc::new(builtin(40, 2, [3, 8, 8]).unwrap().0);
+        let device = Default::default();
+        let standalone = |dir: &Path| {
+            let (graph, slots) = small_space();
+            let mut run = tiny_run(dir, 2, data.clone());
+            run.layout = Arc::new(SupernetLayout::new(&graph, &slots, 1.0, NormMode::Affine).unwrap());
+            run.supernets = 1;
+            run.config.bn_momentum = Some(0.1);
+            run.config.sgd.rmsprop = Some(optim::RmsPropConfig::default());
+            run.config.sgd.decay_weights_only = true;
+            run.config.augment = Augment { resized_crop: Some(0.08), jitter: 0.4, ..Augment::default() };
+            run
+        };
+        let one = || UniformSteps { rng: Rng::new(1), options: vec![4, 2], supernets: 1 };
+        let straight_dir = temp_dir("standalone-straight");
+        let straight = train::<CpuBackend>(standalone(&straight_dir), &mut one(), &device, &NoProgress).unwrap();
+        let dir = temp_dir("standalone-resumed");
+        train::<CpuBackend>(TrainRun { stop_after: Some(1), ..standalone(&dir) }, &mut one(), &device, &NoProgress).unwrap();
+        let resumed = train::<CpuBackend>(TrainRun { resume: true, ..standalone(&dir) }, &mut one(), &device, &NoProgress).unwrap();
+        assert_eq!(resumed.engine.nets.to_host(), straight.engine.nets.to_host(), "bit-identical weights");
+        let stats = |t: &Trained<CpuBackend>| -> Vec<(usize, Vec<f32>, Vec<f32>)> {
+            t.engine.bn_tracking.as_ref().unwrap().stats[0]
+                .entries()
+                .into_iter()
+                .map(|(node, m, v)| (node, crate::engine::supernet::tensor_to_vec(m), crate::engine::supernet::tensor_to_vec(v)))
+                .collect()
+        };
+        let (a, b) = (stats(&straight), stats(&resumed));
+        assert!(!a.is_empty(), "BatchNorm nodes that ran have running statistics");
+        assert_eq!(a, b, "bit-identical running statistics");
+        assert!(a.iter().all(|(_, m, v)| m.iter().any(|x| *x != 0.0) && v.iter().all(|x| *x > 0.0)));
         let _ = fs::remove_dir_all(&straight_dir);
         let _ = fs::remove_dir_all(&dir);
     }
@@ -646,8 +720,8 @@ pub(crate) mod tests {
         let run = |name: &str| TrainRun { layout: layout.clone(), ..tiny_run(&temp_dir(name), 2, data.clone()) };
         let direct = train::<CpuBackend>(run("direct"), &mut steps(), &Default::default(), &NoProgress).unwrap();
         let generic = train::<ReferenceBackend>(run("generic"), &mut steps(), &Default::default(), &NoProgress).unwrap();
-        let moved = weight_distance(&direct.nets.to_host(), &fresh_weights(&layout));
-        let apart = weight_distance(&direct.nets.to_host(), &generic.nets.to_host());
+        let moved = weight_distance(&direct.engine.nets.to_host(), &fresh_weights(&layout));
+        let apart = weight_distance(&direct.engine.nets.to_host(), &generic.engine.nets.to_host());
         assert!(moved > 1e-2, "training moved the weights ({moved})");
         assert!(apart < 1e-4, "direct and generic kernels disagree: {apart} (moved {moved})");
         for name in ["direct", "generic"] {

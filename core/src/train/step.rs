@@ -12,7 +12,7 @@ use crate::{
         optim::{Sgd, SgdConfig},
         TrainError,
     },
-    engine::supernet::{forward, tensor_to_vec, BnStats, Supernets},
+    engine::supernet::{forward, tensor_to_vec, BnStats, RunningStats, Supernets},
 };
 
 /// The result of one step for one trained (subspace, architecture) pair.
@@ -26,21 +26,39 @@ pub struct PairResult {
     pub correct: usize,
 }
 
+/// BatchNorm running statistics tracked while training (stand-alone networks): one set per
+/// supernet, updated after every step with PyTorch's momentum rule ([`RunningStats::track`]).
+pub struct BnTracking<B: Backend> {
+    /// Weight of a new batch (PyTorch's default 0.1).
+    pub momentum: f64,
+    /// Per supernet.
+    pub stats: Vec<RunningStats<B>>,
+}
+
 /// The K supernets and their optimizer.
 pub struct StepEngine<B: Backend> {
     /// The supernets being trained.
     pub nets: Supernets<B>,
-    /// SGD state.
+    /// Optimizer state.
     pub optim: Sgd<B>,
     /// Label smoothing ε (0 = plain cross-entropy).
     pub label_smoothing: f64,
+    /// Running BatchNorm statistics, when tracked (normalisation always uses the batch's).
+    pub bn_tracking: Option<BnTracking<B>>,
 }
 
 impl<B: EngineBackend> StepEngine<B> {
     /// An engine over `nets` with a fresh optimizer.
     pub fn new(nets: Supernets<B>, sgd: SgdConfig, label_smoothing: f64) -> Self {
         let optim = Sgd::new(sgd, nets.count(), nets.layout().params().len());
-        StepEngine { nets, optim, label_smoothing }
+        StepEngine { nets, optim, label_smoothing, bn_tracking: None }
+    }
+
+    /// Also tracks running BatchNorm statistics with `momentum`, from `stats` (none: fresh).
+    pub fn with_bn_tracking(mut self, momentum: f64, stats: Option<Vec<RunningStats<B>>>) -> Self {
+        let stats = stats.unwrap_or_else(|| (0..self.nets.count()).map(|_| RunningStats::new()).collect());
+        self.bn_tracking = Some(BnTracking { momentum, stats });
+        self
     }
 
     /// Waits until the device has finished all queued work (for timing).
@@ -58,6 +76,43 @@ impl<B: EngineBackend> StepEngine<B> {
         pairs: &[(u32, Vec<u32>)],
         lr: f64,
     ) -> Result<Vec<PairResult>, TrainError> {
+        let (results, grads, recorded) = self.backward(images, labels, pairs, lr)?;
+        let Some(grads) = grads else {
+            return Ok(results);
+        };
+        self.optim.update(&mut self.nets, grads, lr);
+        if let Some(tracking) = &mut self.bn_tracking {
+            for (k, batch) in &recorded {
+                tracking.stats[*k].track(batch, tracking.momentum);
+            }
+        }
+        Ok(results)
+    }
+
+    /// The gradient of the summed loss of `pairs` on the batch with respect to every parameter,
+    /// `[supernet][param]` (None: not used), without changing anything (the gradient-matching
+    /// splitter compares them).
+    pub fn gradients(
+        &self,
+        images: Tensor<B, 4>,
+        labels: &[u32],
+        pairs: &[(u32, Vec<u32>)],
+    ) -> Result<Vec<Vec<Option<Tensor<B, 1>>>>, TrainError> {
+        let (_, grads, _) = self.backward(images, labels, pairs, 0.0)?;
+        let params = self.nets.layout().params().len();
+        Ok(grads.unwrap_or_else(|| vec![vec![None; params]; self.nets.count()]))
+    }
+
+    /// Forward and backward of `pairs`: per-pair results, the gradients (None without pairs)
+    /// and the batch statistics recorded when running statistics are tracked.
+    #[allow(clippy::type_complexity)]
+    fn backward(
+        &self,
+        images: Tensor<B, 4>,
+        labels: &[u32],
+        pairs: &[(u32, Vec<u32>)],
+        lr: f64,
+    ) -> Result<(Vec<PairResult>, Option<Vec<Vec<Option<Tensor<B, 1>>>>>, Vec<(usize, RunningStats<B>)>), TrainError> {
         let layout = self.nets.layout().clone();
         let k_count = self.nets.count();
         for (k, arch) in pairs {
@@ -76,10 +131,15 @@ impl<B: EngineBackend> StepEngine<B> {
         let mut leaves: Vec<Vec<Option<Tensor<Autodiff<B>, 1>>>> = vec![vec![None; params]; k_count];
         let mut total: Option<Tensor<Autodiff<B>, 1>> = None;
         let mut results = Vec::with_capacity(pairs.len());
+        let mut recorded = Vec::new();
         for (k, arch) in pairs {
             let k = *k as usize;
             let nets = &self.nets;
             let net_leaves = &mut leaves[k];
+            let mut bn = match self.bn_tracking {
+                Some(_) => BnStats::Record(RunningStats::new()),
+                None => BnStats::Batch,
+            };
             let logits = forward(
                 &layout,
                 x.clone(),
@@ -89,8 +149,11 @@ impl<B: EngineBackend> StepEngine<B> {
                         .get_or_insert_with(|| Tensor::from_inner(nets.param(k, id).clone()).require_grad())
                         .clone()
                 },
-                &mut BnStats::Batch,
+                &mut bn,
             );
+            if let BnStats::Record(stats) = bn {
+                recorded.push((k, stats.inner()));
+            }
             let loss = (log_softmax(logits.clone(), 1) * targets.clone()).sum().neg().div_scalar(n as f64);
             let loss_value = tensor_to_vec(loss.clone().inner())[0] as f64;
             if !loss_value.is_finite() {
@@ -104,15 +167,14 @@ impl<B: EngineBackend> StepEngine<B> {
             });
         }
         let Some(total) = total else {
-            return Ok(results);
+            return Ok((results, None, recorded));
         };
         let grads = total.backward();
         let grads = leaves
             .into_iter()
             .map(|net| net.into_iter().map(|leaf| leaf.and_then(|l| l.grad(&grads))).collect())
             .collect();
-        self.optim.update(&mut self.nets, grads, lr);
-        Ok(results)
+        Ok((results, Some(grads), recorded))
     }
 }
 

@@ -35,6 +35,8 @@ pub struct Workload {
     /// Architecture sequence file: one line per step, one architecture per supernet (none: the
     /// default sequence).
     pub archs: Option<PathBuf>,
+    /// Where to write the sequence run, in the format of `archs`.
+    pub save_archs: Option<PathBuf>,
     /// Number of supernets K.
     pub supernets: usize,
     /// Channel divisor c.
@@ -68,6 +70,18 @@ pub fn run(args: &Workload, registry: &Registry) -> Result<String> {
         (None, Some(name)) if name != "nb201" => drawn_plan(&space, &slots, args)?,
         (given, _) => read_plan(&archs_path(given.as_deref())?, &space, args)?,
     };
+    if let Some(path) = &args.save_archs {
+        let mut text = String::new();
+        for pairs in &plan {
+            let line: Vec<String> = pairs
+                .iter()
+                .map(|(_, arch)| from_ffi(space.format(&Arch::new(arch.clone()))).map(|s| s.into_string()).map_err(Error::msg))
+                .collect::<Result<_>>()?;
+            text.push_str(&line.join(" "));
+            text.push('\n');
+        }
+        fewshot_core::util::files::write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let layout = SupernetLayout::new(&graph, &slots, args.channel_divisor, NormMode::Plain)
         .map_err(|e| anyhow!("cannot build the supernets at channel divisor {}: {e}", args.channel_divisor))?;
     let job = BenchJob { layout, plan, args };

@@ -61,8 +61,7 @@ impl PlanArgs {
     /// The configuration these options describe (every other key at its default), which plans
     /// the split as a run with the same settings would.
     pub fn config(&self) -> RunConfig {
-        let mut c = RunConfig::default();
-        c.space.spec.clone_from(&self.space.space);
+        let mut c = RunConfig::for_space(&self.space.space);
         c.space.activation.clone_from(&self.space.activation);
         c.split.rule.clone_from(&self.rule);
         c.split.splitter.clone_from(&self.splitter);

@@ -104,8 +104,8 @@ impl RunOptions {
     /// The configuration file (or the defaults) with every override applied.
     pub fn resolve(&self) -> Result<RunConfig> {
         let mut c = match &self.config {
-            Some(path) => RunConfig::read(path)?,
-            None => RunConfig::default(),
+            Some(path) => RunConfig::read_for(path, self.space.as_deref())?,
+            None => RunConfig::for_space(self.space.as_deref().unwrap_or(crate::config::defaults::SPACE)),
         };
         self.apply(&mut c)?;
         Ok(c)

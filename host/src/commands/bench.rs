@@ -119,6 +119,10 @@ pub struct StepArgs {
     /// drawn valid architectures).
     #[arg(long, value_name = "FILE")]
     archs: Option<PathBuf>,
+    /// Write the sequence the benchmark runs to FILE, in the format of --archs (for a
+    /// yardstick to run the same steps, e.g. bench/torch_mobilenet_step.py).
+    #[arg(long, value_name = "FILE")]
+    save_archs: Option<PathBuf>,
     /// Number of supernets K.
     #[arg(long, default_value_t = 3)]
     supernets: usize,
@@ -150,6 +154,7 @@ impl StepArgs {
         step::Workload {
             space: self.space.clone(),
             archs: self.archs.clone(),
+            save_archs: self.save_archs.clone(),
             supernets: self.supernets,
             channel_divisor: self.channel_divisor,
             batch: self.batch,

@@ -8,6 +8,7 @@ pub mod costs;
 pub mod eval;
 pub mod plugins;
 pub mod rank;
+pub mod retrain;
 pub mod run;
 pub mod score;
 pub mod search;

@@ -1,5 +1,6 @@
 //! The stages of the pipeline that the commands call: [`plan`] (the split), [`train`],
-//! [`eval`] (accuracy estimates), [`rank`], [`score`] (zero-cost proxies), [`search`], [`report`], the whole [`pipeline`] (which
+//! [`eval`] (accuracy estimates), [`rank`], [`score`] (zero-cost proxies), [`search`], [`report`], [`retrain`] (stand-alone
+//! networks of found architectures), the whole [`pipeline`] (which
 //! `run` and `compare` both go through) and the [`compare`]ison of activations, plus the exact
 //! [`costs`] of architectures. Each stage works on a [`Run`]: a run directory opened with its
 //! configuration, its plan and the plugins; the adapters between the plan and the engine live
@@ -12,6 +13,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod rank;
 pub mod report;
+pub mod retrain;
 pub mod score;
 pub mod search;
 pub mod train;

@@ -13,16 +13,22 @@ use crate::{
     config::RunConfig,
     io::{csv::TruthTable, table::render},
     plugin_host::{conformance::checked_space, registry::Registry},
+    grad_split::{self, GradSplit},
     proxy_split::{self, ProxySplit},
 };
 
 /// Plans the split of a configuration: constructs and checks its space (with its supernet at
 /// the configuration's channel divisor), rule and splitter. The host's own `proxy` splitter
-/// ([`crate::proxy_split`]) first scores the space, keeping the scores in `run_dir` when given.
+/// ([`crate::proxy_split`]) first scores the space, keeping the scores in `run_dir` when given;
+/// its `gradmatch` splitter ([`crate::grad_split`]) first warms up a supernet and keeps its
+/// decision there.
 pub fn plan(config: &RunConfig, registry: &Registry, run_dir: Option<&Path>) -> Result<Plan> {
     let options = PlanOptions { seed: config.seed, include_trash: config.split.include_trash, ..PlanOptions::default() };
     if let Some(split) = ProxySplit::parse(&config.splitter_spec())? {
         return proxy_split::plan(&split, config, registry, options, run_dir);
+    }
+    if let Some(split) = GradSplit::parse(&config.splitter_spec())? {
+        return grad_split::plan(&split, config, registry, options, run_dir);
     }
     let space = checked_space(registry, &config.space_spec(), config.train.channel_divisor)?;
     let rule = registry.rule(&config.split.rule)?;

@@ -74,7 +74,7 @@ pub fn final_loss(run: &Run) -> Result<Option<f64>> {
 
 /// The training step source over a plan: a sampler plugin drawing through the plan's drawer.
 /// Its state (the drawer's generator and the sampler's own state) goes into checkpoints.
-struct PlanSteps<'a> {
+pub struct PlanSteps<'a> {
     plan: &'a Plan,
     drawer: PlanDrawer<'a>,
     sampler: SamplerBox,
@@ -89,7 +89,8 @@ struct StepsState {
 }
 
 impl<'a> PlanSteps<'a> {
-    fn new(plan: &'a Plan, sampler: SamplerBox, seed: u64) -> Result<PlanSteps<'a>> {
+    /// Steps drawn by `sampler` through `plan`, seeded with `seed`.
+    pub fn new(plan: &'a Plan, sampler: SamplerBox, seed: u64) -> Result<PlanSteps<'a>> {
         let sampler_state = from_ffi(sampler.save_state()).map_err(anyhow::Error::msg)?.into_string();
         Ok(PlanSteps { plan, drawer: plan.drawer(Rng::stream(seed, "sampler")), sampler, sampler_state })
     }

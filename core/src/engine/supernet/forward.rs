@@ -53,11 +53,19 @@ pub struct Unobserved;
 
 impl<B: Backend> Observer<B> for Unobserved {}
 
-/// Per-BN-node statistics accumulated over several batches: the means of the batch means and of
-/// the (unbiased) batch variances.
+/// Per-BN-node statistics: accumulated over several batches (the means of the batch means and
+/// of the unbiased batch variances, for BN recalibration), or running averages tracked during
+/// training ([`RunningStats::track`], stand-alone networks).
 #[derive(Clone, Debug, Default)]
 pub struct RunningStats<B: Backend> {
     sums: HashMap<usize, (Tensor<B, 1>, Tensor<B, 1>, usize)>,
+}
+
+impl<B: burn::tensor::backend::AutodiffBackend> RunningStats<B> {
+    /// The same statistics on the inner backend (they carry no gradient).
+    pub fn inner(self) -> RunningStats<B::InnerBackend> {
+        RunningStats { sums: self.sums.into_iter().map(|(node, (m, v, n))| (node, (m.inner(), v.inner(), n))).collect() }
+    }
 }
 
 impl<B: Backend> RunningStats<B> {
@@ -71,6 +79,40 @@ impl<B: Backend> RunningStats<B> {
             Some((m, v, n)) => self.sums.insert(node, (m + mean, v + var_unbiased, n + 1)),
             None => self.sums.insert(node, (mean, var_unbiased, 1)),
         };
+    }
+
+    /// Folds one forward pass's recorded batch statistics into these running ones as PyTorch's
+    /// BatchNorm does: `running = (1 − momentum) · running + momentum · batch` (unbiased
+    /// variance), from mean 0 and variance 1 for a node seen the first time.
+    pub fn track(&mut self, batch: &RunningStats<B>, momentum: f64) {
+        for (&node, _) in &batch.sums {
+            let (mean, var) = batch.get(node).expect("a recorded node");
+            let (old_mean, old_var) = match self.get(node) {
+                Some(old) => old,
+                None => (mean.zeros_like(), mean.ones_like()),
+            };
+            let mean = old_mean.mul_scalar(1.0 - momentum) + mean.mul_scalar(momentum);
+            let var = old_var.mul_scalar(1.0 - momentum) + var.mul_scalar(momentum);
+            self.sums.insert(node, (mean, var, 1));
+        }
+    }
+
+    /// The statistics per BatchNorm node, by node: (node, mean, variance).
+    pub fn entries(&self) -> Vec<(usize, Tensor<B, 1>, Tensor<B, 1>)> {
+        let mut nodes: Vec<usize> = self.sums.keys().copied().collect();
+        nodes.sort_unstable();
+        nodes
+            .into_iter()
+            .map(|node| {
+                let (mean, var) = self.get(node).expect("a stored node");
+                (node, mean, var)
+            })
+            .collect()
+    }
+
+    /// Statistics from [`RunningStats::entries`].
+    pub fn from_entries(entries: Vec<(usize, Tensor<B, 1>, Tensor<B, 1>)>) -> Self {
+        RunningStats { sums: entries.into_iter().map(|(node, mean, var)| (node, (mean, var, 1))).collect() }
     }
 
     fn get(&self, node: usize) -> Option<(Tensor<B, 1>, Tensor<B, 1>)> {

@@ -60,6 +60,11 @@ pub enum ParamRole {
 }
 
 impl ParamRole {
+    /// A convolution or linear weight (what the MobileNet recipes decay).
+    pub fn is_weight(&self) -> bool {
+        matches!(self, ParamRole::ConvWeight | ParamRole::LinearWeight)
+    }
+
     fn suffix(&self) -> &'static str {
         match self {
             ParamRole::ConvWeight | ParamRole::LinearWeight => "weight",

@@ -1,0 +1,449 @@
+//! The retraining stage: the architectures a search found, trained from scratch as stand-alone
+//! networks, the check a space without a truth table has.
+//!
+//! Each network is the space's graph at full width (channel divisor 1) with BatchNorm that has
+//! affine parameters and running statistics (PyTorch's momentum 0.1). It trains on the whole
+//! training split (both halves of the protocol) with a [`Recipe`] and is evaluated on the test
+//! split with its running statistics. Every architecture gets its own folder under the output
+//! directory, `arch-<i>/`: `checkpoint.safetensors`, `metrics.jsonl` and `train_config.json`
+//! as `train` writes them (so an interrupted retrain resumes), then `model.safetensors` (the
+//! weights and running statistics, with the space and architecture in its metadata) and
+//! `result.json`. The output directory gets `retrain.csv` and `retrain.md`.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{anyhow, bail, Context, Error, Result};
+use clap::ValueEnum;
+use fewshot_core::{
+    data::{Augment, DataConfig},
+    engine::{
+        backend::{run_on, BackendJob, EngineBackend},
+        supernet::{NormMode, SupernetLayout},
+    },
+    eval::{EvalSet, Evaluator},
+    metrics::kendall_tau_b,
+    progress::{NoProgress, Progress},
+    train::{
+        self as engine, checkpoint,
+        optim::{LrSchedule, RmsPropConfig, SgdConfig},
+        StepSource, TrainConfig, TrainRun, CHECKPOINT_FILE, METRICS_FILE,
+    },
+};
+use fewshot_sdk::ffi::from_ffi;
+use serde::{Deserialize, Serialize};
+
+use super::{costs::costs, Run};
+use crate::{
+    io::{csv, csv::TruthTable, table::render},
+    plugin_host::{conformance::checked_space, registry::Registry},
+    progress::Bars,
+    report::markdown::{code_span, Markdown},
+    run_dir::{read_metrics_jsonl, SEARCH_CSV},
+};
+
+/// A stand-alone training recipe (efs-nas.md §6.6, the NAS-Bench-201 paper).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recipe {
+    /// NAS-Bench-201's: SGD 0.1, momentum 0.9, Nesterov, weight decay 5e-4, cosine to 0 per
+    /// epoch, batch 256, 200 epochs, padded crop and flip.
+    Nb201,
+    /// The EFS-NAS paper's MobileNet one: RMSProp (alpha 0.9, eps 1e-3, momentum 0.9) lr 0.064
+    /// ×0.97 every 2.4 epochs, weight decay 1e-5 on conv/linear weights, label smoothing 0.1,
+    /// batch 1024, 450 epochs, random resized crop, flip, colour jitter 0.4.
+    Mobilenet,
+    /// The authors' code's MobileNet one (their released models): SGD 0.5 Nesterov, cosine to 0
+    /// per step, weight decay 4e-5 on conv/linear weights, label smoothing 0.1, batch 1024, 240
+    /// epochs, the same augmentation.
+    MobilenetSgd,
+}
+
+impl Recipe {
+    /// The recipe of a space: `mobilenet` for the MobileNet space, else `nb201`.
+    pub fn for_space(spec: &str) -> Recipe {
+        match crate::plugin_host::registry::spec_name(spec) {
+            "mobilenet" => Recipe::Mobilenet,
+            _ => Recipe::Nb201,
+        }
+    }
+
+    /// Its name as the command line spells it.
+    pub fn name(&self) -> String {
+        self.to_possible_value().expect("no skipped values").get_name().to_string()
+    }
+
+    /// The engine's configuration of the recipe, seeded with `seed`.
+    pub fn train_config(&self, seed: u64) -> TrainConfig {
+        let imagenet = Augment { crop_padding: 0, flip: true, resized_crop: Some(0.08), jitter: 0.4 };
+        let weights_only = |momentum: f64, weight_decay: f64, nesterov: bool, rmsprop: Option<RmsPropConfig>| SgdConfig {
+            momentum,
+            nesterov,
+            weight_decay,
+            decay_weights_only: true,
+            rmsprop,
+            ..SgdConfig::default()
+        };
+        let base = TrainConfig { bn_momentum: Some(0.1), seed, ..TrainConfig::default() };
+        match self {
+            Recipe::Nb201 => TrainConfig {
+                epochs: 200,
+                batch_size: 256,
+                schedule: LrSchedule::CosineEpoch { base: 0.1, min: 0.0 },
+                sgd: SgdConfig { weight_decay: 5e-4, ..SgdConfig::default() },
+                ..base
+            },
+            Recipe::Mobilenet => TrainConfig {
+                epochs: 450,
+                batch_size: 1024,
+                schedule: LrSchedule::StepDecay { base: 0.064, factor: 0.97, every: 2.4 },
+                sgd: weights_only(0.9, 1e-5, false, Some(RmsPropConfig::default())),
+                label_smoothing: 0.1,
+                augment: imagenet,
+                ..base
+            },
+            Recipe::MobilenetSgd => TrainConfig {
+                epochs: 240,
+                batch_size: 1024,
+                schedule: LrSchedule::CosineStep { base: 0.5, min: 0.0 },
+                sgd: weights_only(0.9, 4e-5, true, None),
+                label_smoothing: 0.1,
+                augment: imagenet,
+                ..base
+            },
+        }
+    }
+}
+
+/// Changes to a recipe from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct RecipeOverrides {
+    /// Epochs.
+    pub epochs: Option<usize>,
+    /// Images per step.
+    pub batch: Option<usize>,
+    /// Starting learning rate.
+    pub lr: Option<f64>,
+    /// Weight decay.
+    pub weight_decay: Option<f64>,
+    /// Label smoothing ε.
+    pub label_smoothing: Option<f64>,
+}
+
+impl RecipeOverrides {
+    /// `config` with the overrides applied.
+    pub fn apply(&self, mut config: TrainConfig) -> TrainConfig {
+        if let Some(e) = self.epochs {
+            config.epochs = e;
+        }
+        if let Some(b) = self.batch {
+            config.batch_size = b;
+        }
+        if let Some(lr) = self.lr {
+            config.schedule = match config.schedule {
+                LrSchedule::CosineEpoch { min, .. } => LrSchedule::CosineEpoch { base: lr, min: min.min(lr) },
+                LrSchedule::CosineStep { min, .. } => LrSchedule::CosineStep { base: lr, min: min.min(lr) },
+                LrSchedule::StepDecay { factor, every, .. } => LrSchedule::StepDecay { base: lr, factor, every },
+                LrSchedule::Constant { .. } => LrSchedule::Constant { lr },
+            };
+        }
+        if let Some(wd) = self.weight_decay {
+            config.sgd.weight_decay = wd;
+        }
+        if let Some(ls) = self.label_smoothing {
+            config.label_smoothing = ls;
+        }
+        config
+    }
+}
+
+/// What to retrain and how.
+#[derive(Clone, Debug)]
+pub struct RetrainPlan {
+    /// Architectures (text form of the space).
+    pub archs: Vec<String>,
+    /// Space spec of the stand-alone networks.
+    pub space: String,
+    /// The recipe's name (for the records).
+    pub recipe: String,
+    /// The training configuration.
+    pub config: TrainConfig,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Continue an interrupted retrain in `out`.
+    pub resume: bool,
+    /// A class-stratified subset of this many training images (none: the whole split).
+    pub train_images: Option<usize>,
+    /// A class-stratified subset of this many test images (none: the whole split).
+    pub test_images: Option<usize>,
+    /// Ground truth and its column, shown beside the retrained accuracies.
+    pub truth: Option<(PathBuf, String)>,
+}
+
+/// One retrained architecture (`result.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Retrained {
+    /// The architecture.
+    pub arch: String,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Training accuracy of the last epoch, percent.
+    pub train_accuracy: f64,
+    /// Test accuracy with the running statistics, percent.
+    pub test_accuracy: f64,
+    /// Test images.
+    pub test_images: usize,
+    /// Parameters in millions.
+    pub params_m: f64,
+    /// FLOPs in millions.
+    pub flops_m: f64,
+    /// Wall-clock seconds of training.
+    pub seconds: f64,
+}
+
+/// The folder of architecture `i` inside the output directory.
+fn arch_dir(out: &Path, i: usize) -> PathBuf {
+    out.join(format!("arch-{i}"))
+}
+
+/// The `top` best distinct architectures of a run's search (`search.csv`, by estimated accuracy).
+pub fn top_archs(run: &Run, top: usize) -> Result<Vec<String>> {
+    let path = run.dir.file(SEARCH_CSV);
+    if !path.exists() {
+        bail!("{} has no search results ({SEARCH_CSV}); run `fewshot search` on it first, or give --arch", run.dir.path().display());
+    }
+    let table = csv::Csv::read(&path)?;
+    let (arch, accuracy) = (table.require("arch")?, table.require("accuracy")?);
+    let mut best: Vec<(String, f64)> = Vec::new();
+    for row in 0..table.rows.len() {
+        let text = table.rows[row].cells[arch].clone();
+        let value = table.number(row, accuracy)?;
+        match best.iter_mut().find(|(a, _)| *a == text) {
+            Some(entry) => entry.1 = entry.1.max(value),
+            None => best.push((text, value)),
+        }
+    }
+    // Stable: equal estimates keep the order the search found them in.
+    best.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(best.into_iter().take(top).map(|(a, _)| a).collect())
+}
+
+/// Retrains every architecture of `plan` with the data of `run`; returns their results (those
+/// finished before, on resume, included) and writes `retrain.csv` and `retrain.md`.
+pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: bool) -> Result<Vec<Retrained>> {
+    plan.config.validate().map_err(|e| anyhow!("retrain recipe: {e}"))?;
+    if plan.archs.is_empty() {
+        bail!("no architectures to retrain");
+    }
+    let space = checked_space(registry, &plan.space, 1.0)?;
+    let slots = from_ffi(space.slots()).map_err(Error::msg)?.into_vec();
+    let graph = from_ffi(space.supernet_graph()).map_err(Error::msg)?;
+    let layout = Arc::new(
+        SupernetLayout::new(&graph, &slots, 1.0, NormMode::Affine).map_err(|e| anyhow!("cannot build `{}`: {e}", plan.space))?,
+    );
+    let mut archs = Vec::with_capacity(plan.archs.len());
+    for text in &plan.archs {
+        let arch = from_ffi(space.parse(text.as_str().into())).map_err(|e| anyhow!("`{text}` in space `{}`: {e}", plan.space))?;
+        arch.check_against(&slots).map_err(|e| anyhow!("{text}: {e}"))?;
+        from_ffi(space.validate(&arch)).map_err(|e| anyhow!("{text} is not in space `{}`: {e}", plan.space))?;
+        archs.push((text.clone(), arch.as_slice().to_vec()));
+    }
+    if !plan.resume && plan.out.join("arch-0").exists() {
+        bail!("{} already holds a retrain (continue it with --resume, or choose another --out)", plan.out.display());
+    }
+    let mut data = run.config.data_config();
+    let side = layout.input_dims()[1];
+    data = DataConfig { train_images: None, valid_images: None, test_images: plan.test_images, resolution: Some(side), ..data };
+    let splits = fewshot_core::data::load_splits(&data, layout.input_dims(), layout.classes()).map_err(Error::msg)?;
+    let mut train = splits.train.concat(&splits.valid);
+    if let Some(n) = plan.train_images {
+        train = train.stratified_subset(n, data.split_seed, "training").map_err(Error::msg)?;
+    } else {
+        train = train.mixed(data.split_seed);
+    }
+    let (train, test) = (Arc::new(train), splits.test.clone());
+    let mut results = Vec::with_capacity(archs.len());
+    for (i, (text, choices)) in archs.iter().enumerate() {
+        let dir = arch_dir(&plan.out, i);
+        let done = dir.join(RESULT_FILE);
+        if plan.resume && done.exists() {
+            let result: Retrained = serde_json::from_str(&fs::read_to_string(&done)?).with_context(|| format!("{}", done.display()))?;
+            if result.arch != *text || result.epochs != plan.config.epochs {
+                bail!("{} holds {} for {} epochs, not {text} for {}", dir.display(), result.arch, result.epochs, plan.config.epochs);
+            }
+            results.push(result);
+            continue;
+        }
+        let resume = plan.resume && dir.join(CHECKPOINT_FILE).exists();
+        if resume {
+            let state = checkpoint::read_state(&dir.join(CHECKPOINT_FILE)).map_err(Error::msg)?;
+            if state.extra.get("arch").and_then(|a| a.as_str()) != Some(text) {
+                bail!("{} holds the retrain of another architecture than {text}", dir.display());
+            }
+        }
+        let cost = costs(registry, &plan.space, Some(text), 1.0)?.remove(0);
+        eprintln!("retraining {}/{}: {text} ({:.3}M params, {:.1}M FLOPs)", i + 1, archs.len(), cost.params_mb, cost.flops_m);
+        let about = serde_json::json!({ "arch": text, "space": plan.space, "recipe": plan.recipe });
+        let train_run = TrainRun {
+            layout: layout.clone(),
+            supernets: 1,
+            config: plan.config.clone(),
+            run_dir: dir.clone(),
+            data: train.clone(),
+            resume,
+            stop_after: None,
+            extra: about.clone(),
+        };
+        let job = RetrainJob { run: train_run, arch: choices.clone(), test: test.clone(), about, progress };
+        let (train_accuracy, test_accuracy, seconds) = run_on(run.config.device, job).map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))?;
+        let result = Retrained {
+            arch: text.clone(),
+            epochs: plan.config.epochs,
+            train_accuracy,
+            test_accuracy,
+            test_images: test.len(),
+            params_m: cost.params_mb,
+            flops_m: cost.flops_m,
+            seconds,
+        };
+        fewshot_core::util::files::write_atomic(&done, serde_json::to_string_pretty(&result)?.as_bytes())?;
+        results.push(result);
+    }
+    let truth = plan.truth.as_ref().map(|(path, column)| TruthTable::read(path).map(|t| (t, column.clone()))).transpose()?;
+    write_tables(plan, &results, truth.as_ref())?;
+    Ok(results)
+}
+
+/// File of one architecture's result inside its folder.
+pub const RESULT_FILE: &str = "result.json";
+/// The table of all retrained architectures in the output directory.
+pub const TABLE_FILE: &str = "retrain.csv";
+/// The report section in the output directory.
+pub const REPORT_FILE: &str = "retrain.md";
+/// The model file inside an architecture's folder.
+pub const MODEL_FILE: &str = "model.safetensors";
+
+/// The rows of the retrain table, with the truth column when given.
+fn rows(results: &[Retrained], truth: Option<&(TruthTable, String)>) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut headers: Vec<String> =
+        ["rank", "arch", "epochs", "params_m", "flops_m", "train_acc", "test_acc"].iter().map(|s| s.to_string()).collect();
+    if let Some((_, column)) = truth {
+        headers.push(format!("truth ({column})"));
+    }
+    let rows = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut row = vec![
+                (i + 1).to_string(),
+                r.arch.clone(),
+                r.epochs.to_string(),
+                format!("{:.3}", r.params_m),
+                format!("{:.1}", r.flops_m),
+                format!("{:.2}", r.train_accuracy),
+                format!("{:.2}", r.test_accuracy),
+            ];
+            if let Some((table, column)) = truth {
+                row.push(table.value(&r.arch, column).map_or("-".into(), |v| format!("{v:.2}")));
+            }
+            row
+        })
+        .collect();
+    (headers, rows)
+}
+
+/// The τ-b between retrained and true accuracies, when at least three have a truth.
+fn truth_tau(results: &[Retrained], truth: &(TruthTable, String)) -> Option<(f64, usize)> {
+    let pairs: Vec<(f64, f64)> =
+        results.iter().filter_map(|r| truth.0.value(&r.arch, &truth.1).map(|t| (r.test_accuracy, t))).collect();
+    if pairs.len() < 3 {
+        return None;
+    }
+    let (pred, real): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+    kendall_tau_b(&pred, &real).map(|t| (t, pairs.len()))
+}
+
+/// `retrain.csv` and `retrain.md` in the output directory.
+fn write_tables(plan: &RetrainPlan, results: &[Retrained], truth: Option<&(TruthTable, String)>) -> Result<()> {
+    let (headers, rows) = rows(results, truth);
+    csv::write(&plan.out.join(TABLE_FILE), &headers, &rows)?;
+    let mut md = Markdown::new("Retrained architectures");
+    md.paragraph(&format!(
+        "Stand-alone networks of space {} at full width, trained from scratch with the `{}` recipe for {} epochs on \
+         the whole training split ({}), BatchNorm with running statistics; test accuracy on {} test images.",
+        code_span(&plan.space),
+        plan.recipe,
+        plan.config.epochs,
+        plan.train_images.map_or("all images".into(), |n| format!("a stratified {n}")),
+        results.first().map_or(0, |r| r.test_images),
+    ));
+    md.table(&headers, &rows);
+    if let Some((tau, n)) = truth.and_then(|t| truth_tau(results, t)) {
+        md.paragraph(&format!("Kendall τ-b of the retrained against the true accuracies over these {n}: {tau:.3}."));
+    }
+    md.write(&plan.out.join(REPORT_FILE))
+}
+
+/// The printed table of a retrain.
+pub fn table(plan: &RetrainPlan, results: &[Retrained]) -> Result<String> {
+    let truth = plan.truth.as_ref().map(|(path, column)| TruthTable::read(path).map(|t| (t, column.clone()))).transpose()?;
+    let (headers, rows) = rows(results, truth.as_ref());
+    let mut text = render(&headers, &rows);
+    if let Some((tau, n)) = truth.as_ref().and_then(|t| truth_tau(results, t)) {
+        text.push_str(&format!("Kendall tau-b against the truth over {n}: {tau:.3}\n"));
+    }
+    text.push_str(&format!("models, metrics and {TABLE_FILE} in {}\n", plan.out.display()));
+    Ok(text)
+}
+
+/// Always the one architecture being retrained, in network 0.
+struct FixedArch(Vec<u32>);
+
+impl StepSource for FixedArch {
+    fn next_step(&mut self) -> Result<Vec<(u32, Vec<u32>)>, String> {
+        Ok(vec![(0, self.0.clone())])
+    }
+    fn save_state(&self) -> String {
+        String::new()
+    }
+    fn load_state(&mut self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+struct RetrainJob {
+    run: TrainRun,
+    arch: Vec<u32>,
+    test: Arc<fewshot_core::data::Dataset>,
+    about: serde_json::Value,
+    progress: bool,
+}
+
+impl BackendJob for RetrainJob {
+    /// Last-epoch training accuracy, test accuracy, training seconds.
+    type Output = Result<(f64, f64, f64), String>;
+
+    fn run<B: EngineBackend>(self, device: B::Device) -> Self::Output {
+        let bars = Bars::new();
+        let progress: &dyn Progress = if self.progress { &bars } else { &NoProgress };
+        let dir = self.run.run_dir.clone();
+        let batch = self.run.config.batch_size.min(256);
+        let seed = self.run.config.seed;
+        let mut source = FixedArch(self.arch.clone());
+        let trained = engine::train::<B>(self.run, &mut source, &device, progress).map_err(|e| e.to_string())?;
+        let records = read_metrics_jsonl(&dir.join(METRICS_FILE)).map_err(|e| format!("{e:#}"))?;
+        let train_accuracy = records.last().map_or(0.0, |m| m.accuracy);
+        let seconds = records.iter().map(|m| m.seconds).sum();
+        let tracking = trained.engine.bn_tracking.as_ref().expect("retraining tracks running statistics");
+        let test = EvalSet::<B>::new(&self.test, batch, seed, &device);
+        let accuracy = Evaluator::new(&trained.engine.nets, &test)
+            .with_running_stats(&tracking.stats)
+            .accuracy(0, &self.arch)
+            .map_err(|e| e.to_string())?;
+        checkpoint::save_model(&dir.join(MODEL_FILE), &trained.engine, 0, self.about).map_err(|e| e.to_string())?;
+        Ok((train_accuracy, accuracy, seconds))
+    }
+}

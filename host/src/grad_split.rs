@@ -26,7 +26,7 @@ use std::{path::Path, sync::Arc, time::Instant};
 
 use anyhow::{anyhow, bail, Context, Error, Result};
 use fewshot_core::{
-    data::{load_splits, make_batch, Dataset},
+    data::{load_splits, make_batch, DataConfig, Dataset},
     engine::{
         backend::{run_on, BackendJob, EngineBackend},
         supernet::{tensor_to_vec, SupernetLayout},
@@ -161,7 +161,9 @@ fn decide(split: &GradSplit, config: &RunConfig, registry: &Registry, options: P
     let layout = Arc::new(
         SupernetLayout::new(&graph, &slots, config.train.channel_divisor, config.train.norm).map_err(|e| anyhow!("{e}"))?,
     );
-    let splits = load_splits(&config.data_config(), layout.input_dims(), layout.classes()).map_err(Error::msg)?;
+    // Only the supernet-training half is used: no subsets of the other parts to check.
+    let data = DataConfig { valid_images: None, test_images: None, ..config.data_config() };
+    let splits = load_splits(&data, layout.input_dims(), layout.classes()).map_err(Error::msg)?;
     let (dir, temporary) = match run_dir {
         Some(d) => (d.join(WARMUP_DIR), false),
         None => (std::env::temp_dir().join(format!("fewshot-gradmatch-{}", std::process::id())), true),

@@ -12,13 +12,16 @@
 //! p   = p − lr · g
 //! ```
 //!
-//! With [`SgdConfig::rmsprop`] set, the update is PyTorch's `torch.optim.RMSprop` instead
-//! (coupled weight decay, square average from zero, momentum on the scaled gradient):
+//! With [`SgdConfig::rmsprop`] set, the update is TensorFlow's RMSProp instead, the optimizer of
+//! the EfficientNet and MobileNet recipes (timm's `RMSpropTF`): the square average starts at
+//! one and `eps` is added under the root. (PyTorch's `RMSprop` starts it at zero, so its first
+//! steps move every weight by about `lr / √(1 − alpha)`: at the MobileNet recipe's lr 0.064 a
+//! network trained from scratch diverges.)
 //!
 //! ```text
 //! g   = grad + weight_decay · p
-//! v   = alpha · v + (1 − alpha) · g²
-//! buf = momentum · buf + g / (√v + eps)
+//! v   = alpha · v + (1 − alpha) · g²          (v = 1 before the first update)
+//! buf = momentum · buf + g / √(v + eps)
 //! p   = p − lr · buf
 //! ```
 //!
@@ -52,12 +55,12 @@ pub enum IdleParams {
     Decay,
 }
 
-/// RMSProp's own hyper-parameters (PyTorch's `alpha` and `eps`).
+/// RMSProp's own hyper-parameters (TensorFlow's `decay` and `epsilon`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RmsPropConfig {
     /// Smoothing constant of the square average.
     pub alpha: f64,
-    /// Added to the root of the square average.
+    /// Added to the square average under the root.
     pub eps: f64,
 }
 
@@ -191,10 +194,10 @@ impl<B: Backend> Sgd<B> {
                     let square = &mut self.square[k][id];
                     let g2 = g.clone().square().mul_scalar(1.0 - r.alpha);
                     let v = match square.take() {
-                        None => g2,
+                        None => g2.add_scalar(r.alpha),
                         Some(v) => v.mul_scalar(r.alpha) + g2,
                     };
-                    g = g / v.clone().sqrt().add_scalar(r.eps);
+                    g = g / v.clone().add_scalar(r.eps).sqrt();
                     *square = Some(v);
                     if c.momentum != 0.0 {
                         let buf = match buffer.take() {
@@ -368,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn rmsprop_matches_pytorch_with_weights_only_decay() {
+    fn rmsprop_matches_tensorflow_with_weights_only_decay() {
         use crate::{engine::backend::CpuBackend, engine::supernet::{tests::small_space, NormMode, ParamRole, SupernetLayout, Supernets}};
         use burn::tensor::TensorData;
         use std::sync::Arc;
@@ -398,12 +401,12 @@ mod tests {
         let after = nets.to_host();
         for (id, wd) in [(weight, 0.01), (scale, 0.0)] {
             for (i, &p0) in before[id].iter().enumerate() {
-                // PyTorch RMSprop: d = g + wd·p; v = 0.9·v + 0.1·d²; buf = 0.9·buf + d/(√v + 1e-3); p -= lr·buf.
-                let (mut p, mut v, mut buf) = (p0 as f64, 0.0, 0.0);
+                // TF RMSProp: d = g + wd·p; v = 0.9·v + 0.1·d² from v = 1; buf = 0.9·buf + d/√(v + 1e-3); p -= lr·buf.
+                let (mut p, mut v, mut buf) = (p0 as f64, 1.0, 0.0);
                 for (g, lr) in [(0.5, 0.1), (-0.25, 0.05)] {
                     let d = g + wd * p;
                     v = 0.9 * v + 0.1 * d * d;
-                    buf = 0.9 * buf + d / (v.sqrt() + 1e-3);
+                    buf = 0.9 * buf + d / (v + 1e-3).sqrt();
                     p -= lr * buf;
                 }
                 assert!((after[0][id][i] as f64 - p).abs() < 1e-5, "param {id}: {} vs {p}", after[0][id][i]);

@@ -52,7 +52,8 @@ pub enum Recipe {
     /// NAS-Bench-201's: SGD 0.1, momentum 0.9, Nesterov, weight decay 5e-4, cosine to 0 per
     /// epoch, batch 256, 200 epochs, padded crop and flip.
     Nb201,
-    /// The EFS-NAS paper's MobileNet one: RMSProp (alpha 0.9, eps 1e-3, momentum 0.9) lr 0.064
+    /// The EFS-NAS paper's MobileNet one: TensorFlow's RMSProp (decay 0.9, eps 1e-3, momentum
+    /// 0.9) lr 0.064
     /// ×0.97 every 2.4 epochs, weight decay 1e-5 on conv/linear weights, label smoothing 0.1,
     /// batch 1024, 450 epochs, random resized crop, flip, colour jitter 0.4.
     Mobilenet,

@@ -66,13 +66,14 @@ supernets A
 # The zero-cost splits of the paper's Table 1 at budget A: FLOPs tertiles (three seeds), and
 # tertiles of NASWOT (the number of linear regions) and of AZ-NAS's expressivity (feature
 # isotropy), each scored over all 15,625 architectures of the supernets' space on a batch of 16
-# (seed 0).
+# (seed 0); and GM-NAS's gradient-matching split (one warm-up epoch of a one-shot supernet, seed 0).
 for seed in 0 1 2; do
-  for split in flops naswot isotropy; do
+  for split in flops naswot isotropy gradmatch; do
     case $split in
       flops) spec=flops:k=3 ;;
       naswot) spec=proxy:score=naswot,k=3 ;;
       isotropy) spec=proxy:score=az.expressivity,k=3 ;;
+      gradmatch) spec=gradmatch:k=3 ;;
     esac
     [ "$split" != flops ] && [ "$seed" != 0 ] && continue
     name=split-$split-A-seed$seed

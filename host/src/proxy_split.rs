@@ -3,7 +3,7 @@
 //! paper's Table 1 (the number of linear regions is NASWOT's, `score=naswot`; feature isotropy is
 //! AZ-NAS's expressivity, `score=az.expressivity`).
 //!
-//! It is the one splitter the host provides instead of a plugin: its key is a score only the
+//! It is one of the two splitters the host provides instead of a plugin: its key is a score only the
 //! engine computes ([`fewshot_core::proxy`]), so the host scores the architectures the plan is made
 //! over and hands the splitter their scores; the plugin ABI stays as it is.
 //! - A space of at most [`ENUMERATION_LIMIT`] architectures is planned over every valid one (NB201:

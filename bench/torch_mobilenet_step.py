@@ -26,10 +26,15 @@ Verified against fewshot (target/release/fewshot, at classes=10, resolution=32):
   checkpoint.safetensors has the shape of the corresponding parameter here.
 - `--costs` prints `arch,flops_m,params_mb` in fewshot's conventions (BN counted with 2 affine
   parameters per channel, multiply-adds of convs and the linear layer); for 30 random
-  architectures at divisors 1 and 2 it equals `fewshot costs --space ... --arch A
-  --channel-divisor c` line for line (this also checks strides, paddings and resolutions).
+  architectures at divisors 1 and 2 and resolutions 32 and 64 (and 180 at divisor 1,
+  resolution 32) it equals `fewshot costs --space mobilenet:classes=10,resolution=R --arch A
+  --channel-divisor c` byte for byte (this also checks strides, paddings and map sizes).
 
 Usage: /usr/bin/python3 torch_mobilenet_step.py --archs FILE --threads 2 [--resolution 64]
+The fewshot side of the ratio (its default K is 3, and without --archs it draws its own plan):
+  fewshot bench step --space mobilenet:classes=10,resolution=32 --archs FILE --supernets 6
+    --channel-divisor 2 --threads 2
+Run both on an idle machine: with 2 threads on 2 busy cores torch's OpenMP slows 5-20x.
 Prints a header naming the workload, then `RESULT ms_per_step=<median> images_per_s=<...>
 min_ms=<...> max_ms=<...>` over the timed steps.
 """

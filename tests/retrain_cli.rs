@@ -54,7 +54,9 @@ fn retrain_trains_the_best_found_architectures_and_shows_the_truth() {
     assert_eq!(rows.len(), 2, "{table}");
     for row in &rows {
         let test: f64 = row[6].parse().unwrap();
-        let truth: f64 = row[7].parse().unwrap();
+        let recalibrated: f64 = row[7].parse().unwrap();
+        let truth: f64 = row[8].parse().unwrap();
+        assert!((0.0..=100.0).contains(&recalibrated), "{row:?}");
         assert!((0.0..=100.0).contains(&test) && truth > 0.0, "{row:?}");
         // 40 test images: every accuracy is a whole number of them.
         assert!((test * 0.4 - (test * 0.4).round()).abs() < 1e-6, "{test}");
@@ -68,12 +70,17 @@ fn retrain_trains_the_best_found_architectures_and_shows_the_truth() {
         assert!(config.contains("\"channel_divisor\": 1.0") && config.contains("\"batch_norm\": \"affine\""), "{config}");
         assert!(config.contains("\"bn_momentum\": 0.1"), "{config}");
     }
+    let report = fs::read_to_string(dir.join("report.md")).unwrap();
+    let section = report.find("## Retrained architectures").expect("the run's report has the retrain section");
+    assert!(section < report.find("## Configuration").unwrap(), "before the configuration");
     // The same retrain again: refused without --resume, a no-op with it.
     assert!(fails(&mut retrain(&dir, &["--top", "2"])).contains("--resume"));
     let before = fs::read(dir.join("retrain/arch-1/model.safetensors")).unwrap();
     let (again, _) = succeeds(&mut retrain(&dir, &["--top", "2", "--resume"]));
     assert_eq!(fs::read(dir.join("retrain/arch-1/model.safetensors")).unwrap(), before);
     assert_eq!(again.lines().nth(1), stdout.lines().nth(1), "the finished results are kept");
+    let report = fs::read_to_string(dir.join("report.md")).unwrap();
+    assert_eq!(report.matches("## Retrained architectures").count(), 1, "the section is replaced, not repeated");
     // Bad input: a malformed architecture, a run without a search.
     let err = fails(&mut retrain(&dir, &["--arch", "|nor_conv_3x3~0|", "--out", root.join("bad").to_str().unwrap()]));
     assert!(err.contains("nor_conv_3x3~0"), "{err}");

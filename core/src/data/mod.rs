@@ -497,6 +497,12 @@ pub fn load_splits(config: &DataConfig, dims: [usize; 3], classes: usize) -> Res
     if train.dims != dims {
         return Err(DataError::Dims { origin, found: train.dims, expected: dims });
     }
+    if test.dims != dims {
+        // An image folder of mixed sizes is stored at its smallest short side: its test/ tree
+        // can differ from its train/ tree.
+        let origin = config.path.as_ref().map_or(origin.clone(), |p| format!("{}/test", p.display()));
+        return Err(DataError::Dims { origin, found: test.dims, expected: dims });
+    }
     let (half, valid) = train.stratified_halves(config.split_seed);
     let pick = |d: Dataset, n: Option<usize>, purpose: &str| match n {
         Some(n) => d.stratified_subset(n, config.split_seed, purpose),

@@ -6,8 +6,8 @@
 //! Tensors are full-precision `F32`: `net<k>/<param>` for every parameter of supernet `k`,
 //! `momentum<k>/<param>` for every momentum buffer that exists, `square<k>/<param>` for every
 //! RMSProp square average, and `bn<k>/node<i>/running_mean|running_var` for the running
-//! BatchNorm statistics of node `i` when they are tracked (stand-alone networks). The one metadata entry, `fewshot`,
-//! is a JSON object (one entry, because safetensors keeps metadata in a hash map whose order
+//! BatchNorm statistics of node `i` when they are tracked (stand-alone networks). The one
+//! metadata entry, `fewshot`, is a JSON object (one entry, because safetensors keeps metadata in a hash map whose order
 //! would otherwise change the file's bytes from run to run):
 //! - `state`: the [`CheckpointState`]: completed epochs and steps, the step source's state (which
 //!   carries the sampler's random state; data order and augmentation need none, they depend only
@@ -153,13 +153,14 @@ fn le_bytes(values: Vec<f32>) -> Vec<u8> {
     values.into_iter().flat_map(f32::to_le_bytes).collect()
 }
 
-/// The name of a running-statistics tensor of BatchNorm node `node` (`mean` or `var`).
-fn bn_name(prefix: &str, node: usize, which: &str) -> String {
-    format!("{prefix}node{node}/running_{which}")
+/// The name of a running-statistics tensor of BatchNorm node `node` of supernet `k` (`mean` or
+/// `var`).
+fn bn_name(k: usize, node: usize, which: &str) -> String {
+    format!("bn{k}/node{node}/running_{which}")
 }
 
-/// The tensors of supernet `k` of `engine`, each name prefixed with `prefix`: weights, then (with
-/// `with_state`) momentum and square averages, then the tracked running statistics.
+/// The tensors of supernet `k` of `engine`: weights, then (with `with_state`) momentum buffers and
+/// square averages, then the tracked running statistics.
 fn tensors_of<B: Backend>(engine: &StepEngine<B>, k: usize, with_state: bool) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     let layout = engine.nets.layout();
     let mut tensors = Vec::new();
@@ -177,8 +178,8 @@ fn tensors_of<B: Backend>(engine: &StepEngine<B>, k: usize, with_state: bool) ->
     if let Some(tracking) = &engine.bn_tracking {
         for (node, mean, var) in tracking.stats[k].entries() {
             let c = mean.dims()[0];
-            tensors.push((bn_name(&format!("bn{k}/"), node, "mean"), vec![c], le_bytes(tensor_to_vec(mean))));
-            tensors.push((bn_name(&format!("bn{k}/"), node, "var"), vec![c], le_bytes(tensor_to_vec(var))));
+            tensors.push((bn_name(k, node, "mean"), vec![c], le_bytes(tensor_to_vec(mean))));
+            tensors.push((bn_name(k, node, "var"), vec![c], le_bytes(tensor_to_vec(var))));
         }
     }
     tensors
@@ -329,7 +330,7 @@ pub fn load<B: Backend>(
             return Err(bad(format!("unexpected tensor `{name}`")));
         }
         let mean = values(&name, view.shape())?.expect("listed");
-        let var_name = bn_name(&format!("bn{k}/"), node, "var");
+        let var_name = bn_name(k, node, "var");
         let var = values(&var_name, view.shape())?.ok_or_else(|| bad(format!("`{name}` has no `{var_name}`")))?;
         running[k].push((node, to_tensor(mean), to_tensor(var)));
     }

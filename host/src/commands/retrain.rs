@@ -91,7 +91,7 @@ pub fn run(args: &RetrainArgs, registry: Arc<Registry>) -> Result<()> {
         space,
         recipe: recipe.name(),
         config: overrides.apply(recipe.train_config(run.config.seed)),
-        out: args.out.clone().unwrap_or_else(|| args.run.join("retrain")),
+        out: args.out.clone().unwrap_or_else(|| args.run.join(retrain::DEFAULT_DIR)),
         resume: args.resume,
         train_images: args.train_images,
         test_images: args.test_images,

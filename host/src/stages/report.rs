@@ -95,6 +95,9 @@ pub fn write(run: &Run, state: &SearchState, ranked: Option<&Ranked>) -> Result<
         figures.push((format!("{fitness} per subspace"), "plots/subspace_accuracy.svg".to_string()));
     }
     md.plots(&figures);
+    if let Some(section) = super::retrain::report_section(run.dir.path()) {
+        md.paragraph(&section);
+    }
     md.heading(2, "Configuration");
     md.paragraph("The resolved `config.toml` of this run (`fewshot run --config` takes it back):");
     md.code("toml", &c.to_toml()?);

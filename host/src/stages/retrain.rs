@@ -195,6 +195,9 @@ pub struct Retrained {
     pub train_accuracy: f64,
     /// Test accuracy with the running statistics, percent.
     pub test_accuracy: f64,
+    /// Test accuracy with BatchNorm statistics recomputed on 10 training batches instead (a
+    /// cross-check of the running statistics), percent.
+    pub test_accuracy_recalibrated: f64,
     /// Test images.
     pub test_images: usize,
     /// Parameters in millions.
@@ -299,12 +302,14 @@ pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: boo
             extra: about.clone(),
         };
         let job = RetrainJob { run: train_run, arch: choices.clone(), test: test.clone(), about, progress };
-        let (train_accuracy, test_accuracy, seconds) = run_on(run.config.device, job).map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))?;
+        let (train_accuracy, [test_accuracy, test_accuracy_recalibrated], seconds) =
+            run_on(run.config.device, job).map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))?;
         let result = Retrained {
             arch: text.clone(),
             epochs: plan.config.epochs,
             train_accuracy,
             test_accuracy,
+            test_accuracy_recalibrated,
             test_images: test.len(),
             params_m: cost.params_mb,
             flops_m: cost.flops_m,
@@ -315,8 +320,14 @@ pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: boo
     }
     let truth = plan.truth.as_ref().map(|(path, column)| TruthTable::read(path).map(|t| (t, column.clone()))).transpose()?;
     write_tables(plan, &results, truth.as_ref())?;
+    if plan.out == run.dir.path().join(DEFAULT_DIR) {
+        update_run_report(run)?;
+    }
     Ok(results)
 }
+
+/// Training batches the cross-check recomputes BatchNorm statistics on.
+const RECALIBRATION_BATCHES: usize = 10;
 
 /// File of one architecture's result inside its folder.
 pub const RESULT_FILE: &str = "result.json";
@@ -324,13 +335,15 @@ pub const RESULT_FILE: &str = "result.json";
 pub const TABLE_FILE: &str = "retrain.csv";
 /// The report section in the output directory.
 pub const REPORT_FILE: &str = "retrain.md";
+/// The output directory inside the run directory unless `--out` says otherwise.
+pub const DEFAULT_DIR: &str = "retrain";
 /// The model file inside an architecture's folder.
 pub const MODEL_FILE: &str = "model.safetensors";
 
 /// The rows of the retrain table, with the truth column when given.
 fn rows(results: &[Retrained], truth: Option<&(TruthTable, String)>) -> (Vec<String>, Vec<Vec<String>>) {
     let mut headers: Vec<String> =
-        ["rank", "arch", "epochs", "params_m", "flops_m", "train_acc", "test_acc"].iter().map(|s| s.to_string()).collect();
+        ["rank", "arch", "epochs", "params_m", "flops_m", "train_acc", "test_acc", "test_acc_recal"].iter().map(|s| s.to_string()).collect();
     if let Some((_, column)) = truth {
         headers.push(format!("truth ({column})"));
     }
@@ -346,6 +359,7 @@ fn rows(results: &[Retrained], truth: Option<&(TruthTable, String)>) -> (Vec<Str
                 format!("{:.1}", r.flops_m),
                 format!("{:.2}", r.train_accuracy),
                 format!("{:.2}", r.test_accuracy),
+                format!("{:.2}", r.test_accuracy_recalibrated),
             ];
             if let Some((table, column)) = truth {
                 row.push(table.value(&r.arch, column).map_or("-".into(), |v| format!("{v:.2}")));
@@ -382,10 +396,37 @@ fn write_tables(plan: &RetrainPlan, results: &[Retrained], truth: Option<&(Truth
         results.first().map_or(0, |r| r.test_images),
     ));
     md.table(&headers, &rows);
+    md.paragraph(&format!(
+        "`test_acc` normalises with the running statistics; `test_acc_recal` with statistics recomputed on \
+         {RECALIBRATION_BATCHES} training batches, a cross-check of them."
+    ));
     if let Some((tau, n)) = truth.and_then(|t| truth_tau(results, t)) {
         md.paragraph(&format!("Kendall τ-b of the retrained against the true accuracies over these {n}: {tau:.3}."));
     }
     md.write(&plan.out.join(REPORT_FILE))
+}
+
+/// The retrain section of a run's report: `RUN/retrain/retrain.md` one heading level down, when
+/// the run has been retrained into its default folder.
+pub fn report_section(run_dir: &Path) -> Option<String> {
+    let text = fs::read_to_string(run_dir.join(DEFAULT_DIR).join(REPORT_FILE)).ok()?;
+    Some(text.lines().map(|l| if l.starts_with('#') { format!("#{l}") } else { l.to_string() }).collect::<Vec<_>>().join("\n"))
+}
+
+/// Puts the retrain section into the run's `report.md` (before its configuration), replacing
+/// an older one; a run without a report is left alone.
+fn update_run_report(run: &Run) -> Result<()> {
+    let path = run.dir.file(crate::run_dir::REPORT_FILE);
+    let (Ok(report), Some(section)) = (fs::read_to_string(&path), report_section(run.dir.path())) else { return Ok(()) };
+    let heading = format!("\n{}", section.lines().next().unwrap_or_default());
+    let mut kept = report.clone();
+    if let Some(start) = kept.find(&heading) {
+        let end = kept[start + 1..].find("\n## ").map_or(kept.len(), |e| start + 1 + e);
+        kept.replace_range(start..end, "");
+    }
+    let at = kept.find("\n## Configuration").unwrap_or(kept.len());
+    kept.insert_str(at, &format!("\n{}\n", section.trim_end()));
+    fewshot_core::util::files::write_atomic(&path, kept.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The printed table of a retrain.
@@ -424,8 +465,9 @@ struct RetrainJob {
 }
 
 impl BackendJob for RetrainJob {
-    /// Last-epoch training accuracy, test accuracy, training seconds.
-    type Output = Result<(f64, f64, f64), String>;
+    /// Last-epoch training accuracy, test accuracy (running statistics, recalibrated ones),
+    /// training seconds.
+    type Output = Result<(f64, [f64; 2], f64), String>;
 
     fn run<B: EngineBackend>(self, device: B::Device) -> Self::Output {
         let bars = Bars::new();
@@ -434,17 +476,18 @@ impl BackendJob for RetrainJob {
         let batch = self.run.config.batch_size.min(256);
         let seed = self.run.config.seed;
         let mut source = FixedArch(self.arch.clone());
+        let train = self.run.data.clone();
         let trained = engine::train::<B>(self.run, &mut source, &device, progress).map_err(|e| e.to_string())?;
         let records = read_metrics_jsonl(&dir.join(METRICS_FILE)).map_err(|e| format!("{e:#}"))?;
         let train_accuracy = records.last().map_or(0.0, |m| m.accuracy);
         let seconds = records.iter().map(|m| m.seconds).sum();
         let tracking = trained.engine.bn_tracking.as_ref().expect("retraining tracks running statistics");
         let test = EvalSet::<B>::new(&self.test, batch, seed, &device);
-        let accuracy = Evaluator::new(&trained.engine.nets, &test)
-            .with_running_stats(&tracking.stats)
-            .accuracy(0, &self.arch)
-            .map_err(|e| e.to_string())?;
+        let nets = &trained.engine.nets;
+        let accuracy = Evaluator::new(nets, &test).with_running_stats(&tracking.stats).accuracy(0, &self.arch);
+        let calibration = EvalSet::<B>::sample(&train, RECALIBRATION_BATCHES, batch, seed, &device);
+        let recalibrated = Evaluator::new(nets, &test).with_recalibration(&calibration).accuracy(0, &self.arch);
         checkpoint::save_model(&dir.join(MODEL_FILE), &trained.engine, 0, self.about).map_err(|e| e.to_string())?;
-        Ok((train_accuracy, accuracy, seconds))
+        Ok((train_accuracy, [accuracy.map_err(|e| e.to_string())?, recalibrated.map_err(|e| e.to_string())?], seconds))
     }
 }

@@ -411,8 +411,8 @@ impl RunConfig {
     /// paper's MobileNet supernet recipe (efs-nas.md §6.4): SGD 0.12 Nesterov with a cosine per
     /// step to 0, weight decay 4e-5 on convolution and linear weights only, label smoothing
     /// 0.1, random resized crops (0.08–1), flips and colour jitter 0.4, and BatchNorm
-    /// recalibrated on 5 training batches for every searched architecture. Its K=6 count
-    /// groups are the space's own default.
+    /// recalibrated on 5 training batches for every searched architecture (a CPU budget; the
+    /// authors use 200). Its K=6 count groups are the space's own default.
     pub fn for_space(spec: &str) -> RunConfig {
         let mut config = RunConfig { space: SpaceSection { spec: spec.to_string(), activation: None }, ..RunConfig::default() };
         if crate::plugin_host::registry::spec_name(spec) == "mobilenet" {

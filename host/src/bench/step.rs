@@ -4,7 +4,9 @@
 //! Same workload as the PyTorch yardstick: K supernets of the NB201 space (C=16 at channel
 //! divisor 2, i.e. C=8; N=5), batch 64 of fixed random images, one line of the architecture file
 //! per step (column k = the subnet trained in supernet k), the K losses summed, one backward
-//! pass, one SGD update (lr 0.025, momentum 0.9, Nesterov, weight decay 5e-4).
+//! pass, one SGD update (lr 0.025, momentum 0.9, Nesterov, weight decay 5e-4). Another space
+//! (e.g. `mobilenet:classes=10,resolution=32`) runs a seeded sequence of valid architectures,
+//! which `--save-archs` writes for its yardstick (`bench/torch_mobilenet_step.py`).
 
 use std::{
     path::{Path, PathBuf},

@@ -19,7 +19,7 @@ use std::{
 use anyhow::{anyhow, bail, Context, Error, Result};
 use clap::ValueEnum;
 use fewshot_core::{
-    data::{Augment, DataConfig},
+    data::{load_splits, Augment, DataConfig, Dataset},
     engine::{
         backend::{run_on, BackendJob, EngineBackend},
         supernet::{NormMode, SupernetLayout},
@@ -235,19 +235,13 @@ pub fn top_archs(run: &Run, top: usize) -> Result<Vec<String>> {
     Ok(best.into_iter().take(top).map(|(a, _)| a).collect())
 }
 
-/// Retrains every architecture of `plan` with the data of `run`; returns their results (those
-/// finished before, on resume, included) and writes `retrain.csv` and `retrain.md`.
-pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: bool) -> Result<Vec<Retrained>> {
-    plan.config.validate().map_err(|e| anyhow!("retrain recipe: {e}"))?;
-    if plan.archs.is_empty() {
-        bail!("no architectures to retrain");
-    }
+/// The stand-alone network of `plan`'s space (full width, affine BatchNorm) and its
+/// architectures as option indices, each checked by the space.
+fn stand_alone(registry: &Registry, plan: &RetrainPlan) -> Result<(Arc<SupernetLayout>, Vec<(String, Vec<u32>)>)> {
     let space = checked_space(registry, &plan.space, 1.0)?;
     let slots = from_ffi(space.slots()).map_err(Error::msg)?.into_vec();
     let graph = from_ffi(space.supernet_graph()).map_err(Error::msg)?;
-    let layout = Arc::new(
-        SupernetLayout::new(&graph, &slots, 1.0, NormMode::Affine).map_err(|e| anyhow!("cannot build `{}`: {e}", plan.space))?,
-    );
+    let layout = SupernetLayout::new(&graph, &slots, 1.0, NormMode::Affine).map_err(|e| anyhow!("cannot build `{}`: {e}", plan.space))?;
     let mut archs = Vec::with_capacity(plan.archs.len());
     for text in &plan.archs {
         let arch = from_ffi(space.parse(text.as_str().into())).map_err(|e| anyhow!("`{text}` in space `{}`: {e}", plan.space))?;
@@ -255,20 +249,41 @@ pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: boo
         from_ffi(space.validate(&arch)).map_err(|e| anyhow!("{text} is not in space `{}`: {e}", plan.space))?;
         archs.push((text.clone(), arch.as_slice().to_vec()));
     }
-    if !plan.resume && plan.out.join("arch-0").exists() {
+    Ok((Arc::new(layout), archs))
+}
+
+/// The run's images at the network's resolution: the whole training split (both halves, or a
+/// stratified subset of them) and the test split.
+fn retrain_data(run: &Run, plan: &RetrainPlan, layout: &SupernetLayout) -> Result<(Arc<Dataset>, Arc<Dataset>)> {
+    let side = layout.input_dims()[1];
+    let data = DataConfig {
+        train_images: None,
+        valid_images: None,
+        test_images: plan.test_images,
+        resolution: Some(side),
+        ..run.config.data_config()
+    };
+    let splits = load_splits(&data, layout.input_dims(), layout.classes()).map_err(Error::msg)?;
+    let both = splits.train.concat(&splits.valid);
+    let train = match plan.train_images {
+        Some(n) => both.stratified_subset(n, data.split_seed, "training").map_err(Error::msg)?,
+        None => both.mixed(data.split_seed),
+    };
+    Ok((Arc::new(train), splits.test))
+}
+
+/// Retrains every architecture of `plan` with the data of `run`; returns their results (those
+/// finished before, on resume, included) and writes `retrain.csv` and `retrain.md`.
+pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: bool) -> Result<Vec<Retrained>> {
+    plan.config.validate().map_err(|e| anyhow!("retrain recipe: {e}"))?;
+    if plan.archs.is_empty() {
+        bail!("no architectures to retrain");
+    }
+    let (layout, archs) = stand_alone(registry, plan)?;
+    if !plan.resume && arch_dir(&plan.out, 0).exists() {
         bail!("{} already holds a retrain (continue it with --resume, or choose another --out)", plan.out.display());
     }
-    let mut data = run.config.data_config();
-    let side = layout.input_dims()[1];
-    data = DataConfig { train_images: None, valid_images: None, test_images: plan.test_images, resolution: Some(side), ..data };
-    let splits = fewshot_core::data::load_splits(&data, layout.input_dims(), layout.classes()).map_err(Error::msg)?;
-    let mut train = splits.train.concat(&splits.valid);
-    if let Some(n) = plan.train_images {
-        train = train.stratified_subset(n, data.split_seed, "training").map_err(Error::msg)?;
-    } else {
-        train = train.mixed(data.split_seed);
-    }
-    let (train, test) = (Arc::new(train), splits.test.clone());
+    let (train, test) = retrain_data(run, plan, &layout)?;
     let mut results = Vec::with_capacity(archs.len());
     for (i, (text, choices)) in archs.iter().enumerate() {
         let dir = arch_dir(&plan.out, i);
@@ -459,7 +474,7 @@ impl StepSource for FixedArch {
 struct RetrainJob {
     run: TrainRun,
     arch: Vec<u32>,
-    test: Arc<fewshot_core::data::Dataset>,
+    test: Arc<Dataset>,
     about: serde_json::Value,
     progress: bool,
 }

@@ -1,5 +1,5 @@
 //! A library plugin used in runs: the example activation-space library's `act-chain` space and
-//! `round-robin` sampler, loaded with `--plugin`, through `run`, `eval --all` and a resumed `train`.
+//! `round-robin` sampler, loaded with `--plugin`, through `run`, `eval --all`, `retrain` and a resumed `train`.
 
 mod common;
 
@@ -130,6 +130,12 @@ fn a_run_on_a_library_space_with_a_library_sampler() {
     let top = scored.iter().map(|s| s.1).fold(f64::MIN, f64::max);
     assert_eq!(best["accuracy"].as_f64(), Some(top));
     assert!(out.starts_with(&format!("best architecture: {}\n", best["arch"].as_str().unwrap())), "{out}");
+
+    // The best two, retrained from scratch as stand-alone networks of the library's space.
+    let table = succeeds(with_plugin().args(["retrain", "--top", "2", "--epochs", "1", "--batch", "16", "--run"]).arg(&dir));
+    let rows = fs::read_to_string(dir.join("retrain/retrain.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    assert!(table.contains("test_acc") && dir.join("retrain/arch-1/model.safetensors").is_file(), "{table}");
 
     // Without the library the run's space is unknown: a clear error.
     let (out, _, stderr) = run(fewshot().args(["eval", "--all", "--run"]).arg(&dir));

@@ -22,7 +22,7 @@ pub struct RetrainArgs {
     /// The run whose search found the architectures (its data, space and seed are used).
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
-    /// Retrain the K best distinct architectures of the run's search (search.csv).
+    /// Retrain the K best architectures of the run's search (its own ranking; 1 = best.json's).
     #[arg(long, value_name = "K", conflicts_with = "arch")]
     pub top: Option<usize>,
     /// Retrain this architecture (repeatable).
@@ -38,7 +38,8 @@ pub struct RetrainArgs {
     /// Epochs (default: the recipe's).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Images per step (default: the recipe's).
+    /// Images per step (default: the recipe's; another one scales the recipe's learning rate
+    /// by the same factor unless --lr is given).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Starting learning rate (default: the recipe's).

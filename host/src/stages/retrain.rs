@@ -42,7 +42,7 @@ use crate::{
     plugin_host::{conformance::checked_space, registry::Registry},
     progress::Bars,
     report::markdown::{code_span, Markdown},
-    run_dir::{read_metrics_jsonl, SEARCH_CSV},
+    run_dir::{read_metrics_jsonl, SEARCH_STATE_FILE},
 };
 
 /// A stand-alone training recipe (efs-nas.md §6.6, the NAS-Bench-201 paper).
@@ -135,22 +135,27 @@ pub struct RecipeOverrides {
 }
 
 impl RecipeOverrides {
-    /// `config` with the overrides applied.
+    /// `config` with the overrides applied. A batch size other than the recipe's scales its
+    /// learning rates by the same factor (the linear scaling rule: the MobileNet recipes' rates
+    /// are for batch 1024) unless `lr` is given too.
     pub fn apply(&self, mut config: TrainConfig) -> TrainConfig {
         if let Some(e) = self.epochs {
             config.epochs = e;
         }
+        let scale = match (self.batch, self.lr) {
+            (Some(b), None) => b as f64 / config.batch_size as f64,
+            _ => 1.0,
+        };
         if let Some(b) = self.batch {
             config.batch_size = b;
         }
-        if let Some(lr) = self.lr {
-            config.schedule = match config.schedule {
-                LrSchedule::CosineEpoch { min, .. } => LrSchedule::CosineEpoch { base: lr, min: min.min(lr) },
-                LrSchedule::CosineStep { min, .. } => LrSchedule::CosineStep { base: lr, min: min.min(lr) },
-                LrSchedule::StepDecay { factor, every, .. } => LrSchedule::StepDecay { base: lr, factor, every },
-                LrSchedule::Constant { .. } => LrSchedule::Constant { lr },
-            };
-        }
+        let base = |b: f64| self.lr.unwrap_or(b * scale);
+        config.schedule = match config.schedule {
+            LrSchedule::CosineEpoch { base: b, min } => LrSchedule::CosineEpoch { base: base(b), min: (min * scale).min(base(b)) },
+            LrSchedule::CosineStep { base: b, min } => LrSchedule::CosineStep { base: base(b), min: (min * scale).min(base(b)) },
+            LrSchedule::StepDecay { base: b, factor, every } => LrSchedule::StepDecay { base: base(b), factor, every },
+            LrSchedule::Constant { lr } => LrSchedule::Constant { lr: base(lr) },
+        };
         if let Some(wd) = self.weight_decay {
             config.sgd.weight_decay = wd;
         }
@@ -213,26 +218,14 @@ fn arch_dir(out: &Path, i: usize) -> PathBuf {
     out.join(format!("arch-{i}"))
 }
 
-/// The `top` best distinct architectures of a run's search (`search.csv`, by estimated accuracy).
+/// The `top` best architectures of a run's search, in the search's own order (higher fitness,
+/// ties by option indices), so `--top 1` is `best.json`'s architecture.
 pub fn top_archs(run: &Run, top: usize) -> Result<Vec<String>> {
-    let path = run.dir.file(SEARCH_CSV);
-    if !path.exists() {
-        bail!("{} has no search results ({SEARCH_CSV}); run `fewshot search` on it first, or give --arch", run.dir.path().display());
+    if !run.dir.file(SEARCH_STATE_FILE).exists() {
+        bail!("{} has no search results ({SEARCH_STATE_FILE}); run `fewshot search` on it first, or give --arch", run.dir.path().display());
     }
-    let table = csv::Csv::read(&path)?;
-    let (arch, accuracy) = (table.require("arch")?, table.require("accuracy")?);
-    let mut best: Vec<(String, f64)> = Vec::new();
-    for row in 0..table.rows.len() {
-        let text = table.rows[row].cells[arch].clone();
-        let value = table.number(row, accuracy)?;
-        match best.iter_mut().find(|(a, _)| *a == text) {
-            Some(entry) => entry.1 = entry.1.max(value),
-            None => best.push((text, value)),
-        }
-    }
-    // Stable: equal estimates keep the order the search found them in.
-    best.sort_by(|a, b| b.1.total_cmp(&a.1));
-    Ok(best.into_iter().take(top).map(|(a, _)| a).collect())
+    let state = super::search::open(run)?;
+    state.ranked().into_iter().take(top).map(|e| run.text(&fewshot_sdk::Arch::new(e.arch.clone()))).collect()
 }
 
 /// The stand-alone network of `plan`'s space (full width, affine BatchNorm) and its
@@ -504,5 +497,24 @@ impl BackendJob for RetrainJob {
         let recalibrated = Evaluator::new(nets, &test).with_recalibration(&calibration).accuracy(0, &self.arch);
         checkpoint::save_model(&dir.join(MODEL_FILE), &trained.engine, 0, self.about).map_err(|e| e.to_string())?;
         Ok((train_accuracy, [accuracy.map_err(|e| e.to_string())?, recalibrated.map_err(|e| e.to_string())?], seconds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_batch_scales_the_recipe_learning_rate_unless_one_is_given() {
+        let paper = Recipe::Mobilenet.train_config(0);
+        let small = RecipeOverrides { batch: Some(64), ..Default::default() }.apply(paper.clone());
+        assert_eq!(small.batch_size, 64);
+        assert_eq!(small.schedule, LrSchedule::StepDecay { base: 0.064 / 16.0, factor: 0.97, every: 2.4 });
+        let given = RecipeOverrides { batch: Some(64), lr: Some(0.01), ..Default::default() }.apply(paper);
+        assert_eq!(given.schedule, LrSchedule::StepDecay { base: 0.01, factor: 0.97, every: 2.4 });
+        let nb201 = RecipeOverrides { batch: Some(64), epochs: Some(2), ..Default::default() }.apply(Recipe::Nb201.train_config(0));
+        assert_eq!((nb201.epochs, nb201.schedule), (2, LrSchedule::CosineEpoch { base: 0.025, min: 0.0 }));
+        assert_eq!(Recipe::for_space("mobilenet:classes=10"), Recipe::Mobilenet);
+        assert_eq!(Recipe::MobilenetSgd.name(), "mobilenet-sgd");
     }
 }

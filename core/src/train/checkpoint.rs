@@ -59,11 +59,11 @@ pub struct CheckpointState {
     pub extra: serde_json::Value,
 }
 
-/// The `fewshot` metadata entry.
+/// The `fewshot` metadata entry: a checkpoint's [`CheckpointState`], or what a model file is.
 #[derive(Serialize, Deserialize)]
-struct Stored {
+struct Stored<S> {
     checksum: String,
-    state: CheckpointState,
+    state: S,
 }
 
 /// Why a checkpoint could not be saved or loaded.
@@ -187,10 +187,8 @@ fn tensors_of<B: Backend>(engine: &StepEngine<B>, k: usize, with_state: bool) ->
 
 /// Serialises named tensors with the `fewshot` metadata entry (`state` and the checksum).
 fn serialize(tensors: &[(String, Vec<usize>, Vec<u8>)], state: serde_json::Value) -> Vec<u8> {
-    let mut entry = serde_json::Map::new();
-    entry.insert("checksum".into(), checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))).into());
-    entry.insert("state".into(), state);
-    let metadata = HashMap::from([("fewshot".to_string(), serde_json::Value::Object(entry).to_string())]);
+    let stored = Stored { checksum: checksum(tensors.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))), state };
+    let metadata = HashMap::from([("fewshot".to_string(), serde_json::to_string(&stored).expect("plain data serialises"))]);
     let views = tensors.iter().map(|(name, shape, bytes)| {
         (name.as_str(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("a tensor's bytes match its shape"))
     });
@@ -256,7 +254,7 @@ fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<(SafeTensors<'a>, Checkpoin
         }
         Some(_) => {}
     }
-    let stored: Stored = serde_json::from_value(entry).map_err(|e| bad(format!("unreadable training state ({e})")))?;
+    let stored: Stored<CheckpointState> = serde_json::from_value(entry).map_err(|e| bad(format!("unreadable training state ({e})")))?;
     for (name, view) in tensors.iter() {
         if view.dtype() != Dtype::F32 {
             return Err(bad(format!("tensor `{name}` is {:?}, not F32", view.dtype())));

@@ -98,7 +98,7 @@ pub fn run(args: &RetrainArgs, registry: Arc<Registry>) -> Result<()> {
         test_images: args.test_images,
         truth: truth.map(|t| (t, run.config.rank.truth_column.clone())),
     };
-    let results = retrain::retrain(&run, &registry, &plan, true)?;
-    output::print(&retrain::table(&plan, &results)?)?;
+    let (_, table) = retrain::retrain(&run, &registry, &plan, true)?;
+    output::print(&table)?;
     Ok(())
 }

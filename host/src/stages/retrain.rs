@@ -265,9 +265,10 @@ fn retrain_data(run: &Run, plan: &RetrainPlan, layout: &SupernetLayout) -> Resul
     Ok((Arc::new(train), splits.test))
 }
 
-/// Retrains every architecture of `plan` with the data of `run`; returns their results (those
-/// finished before, on resume, included) and writes `retrain.csv` and `retrain.md`.
-pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: bool) -> Result<Vec<Retrained>> {
+/// Retrains every architecture of `plan` with the data of `run`; writes `retrain.csv` and
+/// `retrain.md` and returns the results (those finished before, on resume, included) with the
+/// table to print.
+pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: bool) -> Result<(Vec<Retrained>, String)> {
     plan.config.validate().map_err(|e| anyhow!("retrain recipe: {e}"))?;
     if plan.archs.is_empty() {
         bail!("no architectures to retrain");
@@ -327,11 +328,11 @@ pub fn retrain(run: &Run, registry: &Registry, plan: &RetrainPlan, progress: boo
         results.push(result);
     }
     let truth = plan.truth.as_ref().map(|(path, column)| TruthTable::read(path).map(|t| (t, column.clone()))).transpose()?;
-    write_tables(plan, &results, truth.as_ref())?;
+    let table = write_tables(plan, &results, truth.as_ref())?;
     if plan.out == run.dir.path().join(DEFAULT_DIR) {
         update_run_report(run)?;
     }
-    Ok(results)
+    Ok((results, table))
 }
 
 /// Training batches the cross-check recomputes BatchNorm statistics on.
@@ -389,9 +390,10 @@ fn truth_tau(results: &[Retrained], truth: &(TruthTable, String)) -> Option<(f64
     kendall_tau_b(&pred, &real).map(|t| (t, pairs.len()))
 }
 
-/// `retrain.csv` and `retrain.md` in the output directory.
-fn write_tables(plan: &RetrainPlan, results: &[Retrained], truth: Option<&(TruthTable, String)>) -> Result<()> {
+/// `retrain.csv` and `retrain.md` in the output directory; returns the same table as text to print.
+fn write_tables(plan: &RetrainPlan, results: &[Retrained], truth: Option<&(TruthTable, String)>) -> Result<String> {
     let (headers, rows) = rows(results, truth);
+    let tau = truth.and_then(|t| truth_tau(results, t));
     csv::write(&plan.out.join(TABLE_FILE), &headers, &rows)?;
     let mut md = Markdown::new("Retrained architectures");
     md.paragraph(&format!(
@@ -408,10 +410,16 @@ fn write_tables(plan: &RetrainPlan, results: &[Retrained], truth: Option<&(Truth
         "`test_acc` normalises with the running statistics; `test_acc_recal` with statistics recomputed on \
          {RECALIBRATION_BATCHES} training batches, a cross-check of them."
     ));
-    if let Some((tau, n)) = truth.and_then(|t| truth_tau(results, t)) {
+    if let Some((tau, n)) = tau {
         md.paragraph(&format!("Kendall τ-b of the retrained against the true accuracies over these {n}: {tau:.3}."));
     }
-    md.write(&plan.out.join(REPORT_FILE))
+    md.write(&plan.out.join(REPORT_FILE))?;
+    let mut text = render(&headers, &rows);
+    if let Some((tau, n)) = tau {
+        text.push_str(&format!("Kendall tau-b against the truth over {n}: {tau:.3}\n"));
+    }
+    text.push_str(&format!("models, metrics and {TABLE_FILE} in {}\n", plan.out.display()));
+    Ok(text)
 }
 
 /// The retrain section of a run's report: `RUN/retrain/retrain.md` one heading level down, when
@@ -435,18 +443,6 @@ fn update_run_report(run: &Run) -> Result<()> {
     let at = kept.find("\n## Configuration").unwrap_or(kept.len());
     kept.insert_str(at, &format!("\n{}\n", section.trim_end()));
     fewshot_core::util::files::write_atomic(&path, kept.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// The printed table of a retrain.
-pub fn table(plan: &RetrainPlan, results: &[Retrained]) -> Result<String> {
-    let truth = plan.truth.as_ref().map(|(path, column)| TruthTable::read(path).map(|t| (t, column.clone()))).transpose()?;
-    let (headers, rows) = rows(results, truth.as_ref());
-    let mut text = render(&headers, &rows);
-    if let Some((tau, n)) = truth.as_ref().and_then(|t| truth_tau(results, t)) {
-        text.push_str(&format!("Kendall tau-b against the truth over {n}: {tau:.3}\n"));
-    }
-    text.push_str(&format!("models, metrics and {TABLE_FILE} in {}\n", plan.out.display()));
-    Ok(text)
 }
 
 /// Always the one architecture being retrained, in network 0.
